@@ -1,0 +1,12 @@
+// The `strata` subcommands. Each returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace strata::cli {
+
+int RunCommand(const std::vector<std::string>& args);        // strata run
+int MakeModelCommand(const std::vector<std::string>& args);  // strata make-model
+
+}  // namespace strata::cli

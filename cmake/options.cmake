@@ -1,0 +1,16 @@
+# Build options. Every option has a default that works on a fresh Debian 12 machine.
+option(STRATA_BUILD_TESTS "Build the GoogleTest suite" ON)
+option(STRATA_BUILD_BENCH "Build the benchmarks in bench/" ON)
+# x86-64-v3 = AVX2, FMA, F16C, BMI2: every x86 server since 2015. Turn off for a portable build
+# (kernels then use whatever the compiler can vectorize for baseline x86-64).
+option(STRATA_X86_64_V3 "Compile for x86-64-v3 (AVX2/FMA/F16C)" ON)
+option(STRATA_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+
+set(STRATA_COMMON_FLAGS -Wall -Wextra -Wno-unused-parameter -fopenmp-simd)
+if(STRATA_X86_64_V3 AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  list(APPEND STRATA_COMMON_FLAGS -march=x86-64-v3)
+endif()
+if(STRATA_SANITIZE)
+  list(APPEND STRATA_COMMON_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
