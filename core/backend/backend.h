@@ -43,10 +43,19 @@ struct RopeParams {
 };
 
 struct AttentionShape {
-  int32_t n_heads = 0;     // query heads
-  int32_t n_kv_heads = 0;  // query head h reads kv head h / (n_heads / n_kv_heads)
+  int32_t n_heads = 0;     // query heads in q (this rank's)
+  int32_t n_kv_heads = 0;  // KV heads in the cache (this rank's)
   int32_t head_dim = 0;
   float scale = 1.0f;      // usually 1/sqrt(head_dim)
+  // Grouped-query attention under tensor parallelism: local query head h is global head
+  // q_head_offset + h and reads global KV head (q_head_offset + h) / group, stored locally at
+  // that index minus q_head_offset / group. Defaults describe an unsharded model.
+  int32_t group = 0;          // query heads per KV head in the whole model; 0: n_heads / n_kv_heads
+  int32_t q_head_offset = 0;
+
+  int32_t kv_group() const { return group > 0 ? group : n_heads / n_kv_heads; }
+  // Local KV head read by local query head h.
+  int32_t KvHead(int32_t h) const { return (q_head_offset + h) / kv_group() - q_head_offset / kv_group(); }
 };
 
 class Backend {

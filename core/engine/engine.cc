@@ -52,33 +52,60 @@ struct Sequence {
 
 }  // namespace
 
-Engine::Engine(Model* model, const Tokenizer* tokenizer, std::unique_ptr<KvCache> kv, const EngineOptions& options)
-    : model_(model), tokenizer_(tokenizer), kv_(std::move(kv)), allocator_(kv_->n_blocks()), options_(options) {
-  logits_.resize(static_cast<size_t>(model_->options().max_logit_rows) * model_->config().n_vocab);
+namespace {
+absl::Status CheckEngineOptions(const StepExecutor& executor, const Tokenizer& tokenizer,
+                                const EngineOptions& options);
+}  // namespace
+
+Engine::Engine(StepExecutor* executor, std::unique_ptr<StepExecutor> owned, const Tokenizer* tokenizer,
+               const EngineOptions& options)
+    : executor_(executor),
+      owned_executor_(std::move(owned)),
+      tokenizer_(tokenizer),
+      allocator_(executor->n_blocks()),
+      options_(options) {
+  options_.block_size = executor->block_size();
+  options_.n_blocks = executor->n_blocks();
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Tokenizer* tokenizer, Backend* backend,
                                                        const EngineOptions& options) {
-  const ModelConfig& c = model->config();
-  if (options.max_seqs <= 0 || options.max_seqs > model->options().max_logit_rows) {
-    return absl::InvalidArgumentError(absl::StrCat("max_seqs must be in [1, ", model->options().max_logit_rows,
-                                                   "], got ", options.max_seqs));
-  }
-  if (tokenizer->n_vocab() > c.n_vocab) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tokenizer->n_vocab(),
-                                                   " tokens but the model's vocabulary is ", c.n_vocab));
-  }
-  KvCacheConfig kc;
-  kc.n_layers = c.n_layers;
-  kc.kv_dim = c.kv_dim();
-  kc.block_size = options.block_size;
-  kc.n_blocks = options.n_blocks > 0 ? options.n_blocks : options.max_seqs * BlocksFor(c.n_ctx, options.block_size);
-  STRATA_ASSIGN_OR_RETURN(auto kv, KvCache::Create(backend, kc));
-  return std::unique_ptr<Engine>(new Engine(model, tokenizer, std::move(kv), options));
+  const int32_t n_blocks = options.n_blocks > 0 ? options.n_blocks
+                                                : std::max(1, options.max_seqs) *
+                                                      BlocksFor(model->config().n_ctx, options.block_size);
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LocalExecutor> executor,
+                          LocalExecutor::Create(model, backend, options.block_size, n_blocks));
+  StepExecutor* raw = executor.get();
+  STRATA_RETURN_IF_ERROR(CheckEngineOptions(*raw, *tokenizer, options));
+  return std::unique_ptr<Engine>(new Engine(raw, std::move(executor), tokenizer, options));
 }
 
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(StepExecutor* executor, const Tokenizer* tokenizer,
+                                                       const EngineOptions& options) {
+  STRATA_RETURN_IF_ERROR(CheckEngineOptions(*executor, *tokenizer, options));
+  return std::unique_ptr<Engine>(new Engine(executor, nullptr, tokenizer, options));
+}
+
+namespace {
+
+absl::Status CheckEngineOptions(const StepExecutor& executor, const Tokenizer& tokenizer,
+                                const EngineOptions& options) {
+  const ModelConfig& c = executor.config();
+  if (options.max_seqs <= 0 || options.max_seqs > executor.max_seqs()) {
+    return absl::InvalidArgumentError(absl::StrCat("max_seqs must be in [1, ", executor.max_seqs(), "], got ",
+                                                   options.max_seqs));
+  }
+  if (tokenizer.n_vocab() > c.n_vocab) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tokenizer.n_vocab(),
+                                                   " tokens but the model's vocabulary is ", c.n_vocab));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Engine::Validate(const GenerationRequest& r) const {
-  const ModelConfig& c = model_->config();
+  const ModelConfig& c = executor_->config();
   if (r.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
   if (static_cast<int64_t>(r.prompt.size()) >= c.n_ctx) {
     return absl::InvalidArgumentError(absl::StrCat("prompt has ", r.prompt.size(),
@@ -95,9 +122,9 @@ absl::Status Engine::Validate(const GenerationRequest& r) const {
   }
   STRATA_RETURN_IF_ERROR(ValidateSamplingParams(r.sampling));
   const int64_t total = std::min<int64_t>(static_cast<int64_t>(r.prompt.size()) + r.max_tokens, c.n_ctx);
-  if (BlocksFor(static_cast<int32_t>(total), kv_->block_size()) > kv_->n_blocks()) {
+  if (BlocksFor(static_cast<int32_t>(total), options_.block_size) > options_.n_blocks) {
     return absl::ResourceExhaustedError(absl::StrCat("request needs ", total, " tokens of KV cache; the cache holds ",
-                                                     int64_t{kv_->n_blocks()} * kv_->block_size()));
+                                                     int64_t{options_.n_blocks} * options_.block_size));
   }
   return absl::OkStatus();
 }
@@ -108,8 +135,9 @@ absl::StatusOr<std::vector<GenerationResult>> Engine::Generate(const std::vector
     absl::Status s = Validate(requests[i]);
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("request ", i, ": ", s.message()));
   }
-  const ModelConfig& c = model_->config();
-  const int32_t budget = model_->options().max_batch_tokens;
+  const ModelConfig& c = executor_->config();
+  const int32_t budget = executor_->max_batch_tokens();
+  const int32_t block_size = options_.block_size;
   std::deque<size_t> waiting;
   for (size_t i = 0; i < requests.size(); ++i) waiting.push_back(i);
   std::vector<std::unique_ptr<Sequence>> active;
@@ -135,7 +163,7 @@ absl::StatusOr<std::vector<GenerationResult>> Engine::Generate(const std::vector
     // a running sequence never has to be preempted.
     while (!waiting.empty() && static_cast<int32_t>(active.size()) < options_.max_seqs) {
       auto seq = std::make_unique<Sequence>(waiting.front(), requests[waiting.front()], *tokenizer_, c.n_ctx);
-      if (!allocator_.Allocate(BlocksFor(seq->limit, kv_->block_size()), &seq->blocks)) break;
+      if (!allocator_.Allocate(BlocksFor(seq->limit, block_size), &seq->blocks)) break;
       waiting.pop_front();
       active.push_back(std::move(seq));
     }
@@ -152,22 +180,26 @@ absl::StatusOr<std::vector<GenerationResult>> Engine::Generate(const std::vector
         if (decode != (pass == 0) || used >= budget) continue;
         const int32_t take = std::min(s->pending(), budget - used);
         const bool last_chunk = take == s->pending();
-        batch_.AddSequence(s->tokens.data() + s->n_cached, take, s->n_cached, s->blocks, kv_->block_size(),
+        batch_.AddSequence(s->tokens.data() + s->n_cached, take, s->n_cached, s->blocks, block_size,
                            last_chunk);
         stepped.emplace_back(s.get(), take);
         if (last_chunk) sampled.push_back(s.get());
         used += take;
       }
     }
-    STRATA_RETURN_IF_ERROR(model_->Forward(batch_, kv_.get(), logits_.data()));
+    rows_.clear();
+    for (Sequence* s : sampled) rows_.push_back({&s->sampler, &s->tokens, s->req.prompt.size()});
+    if (absl::Status st = executor_->Step(batch_, rows_, &sampled_); !st.ok()) {
+      for (auto& s : active) allocator_.Free(&s->blocks);  // nothing is lost: the blocks come back
+      return st;
+    }
     for (auto& [seq, take] : stepped) seq->n_cached += take;
 
     for (size_t r = 0; r < sampled.size(); ++r) {
       Sequence& s = *sampled[r];
-      const float* row = logits_.data() + r * static_cast<size_t>(c.n_vocab);
       GeneratedToken tok;
-      tok.id = s.sampler.Sample(row, c.n_vocab, s.tokens, s.req.prompt.size());
-      tok.logprob = s.sampler.ChosenLogprob();
+      tok.id = sampled_[r].id;
+      tok.logprob = sampled_[r].logprob;
       s.tokens.push_back(tok.id);
       s.result.ids.push_back(tok.id);
       if (!s.req.ignore_eos && tokenizer_->IsEog(tok.id)) {

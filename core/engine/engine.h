@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/engine/executor.h"
 #include "core/kv/block_allocator.h"
-#include "core/kv/kv_cache.h"
 #include "core/model/model.h"
 #include "core/sampling/sampling_params.h"
 #include "core/tokenizer/tokenizer.h"
@@ -52,8 +52,13 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // `model` and `tokenizer` must outlive the engine.
+  // Runs `model` in this process (a LocalExecutor with its own KV cache). `model` and
+  // `tokenizer` must outlive the engine.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(Model* model, const Tokenizer* tokenizer, Backend* backend,
+                                                        const EngineOptions& options);
+  // Runs steps through `executor` (which owns the KV cache; options.block_size and n_blocks are
+  // taken from it). Every process of a distributed group runs the same engine in lockstep.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(StepExecutor* executor, const Tokenizer* tokenizer,
                                                         const EngineOptions& options);
 
   // Checks a request against the model (prompt length vs context, max_tokens, sampling ranges).
@@ -66,19 +71,21 @@ class Engine {
   absl::StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
                                                          const TokenCallback& on_token = nullptr);
 
-  const KvCache& kv_cache() const { return *kv_; }
   const BlockAllocator& allocator() const { return allocator_; }
+  StepExecutor* executor() { return executor_; }
 
  private:
-  Engine(Model* model, const Tokenizer* tokenizer, std::unique_ptr<KvCache> kv, const EngineOptions& options);
+  Engine(StepExecutor* executor, std::unique_ptr<StepExecutor> owned, const Tokenizer* tokenizer,
+         const EngineOptions& options);
 
-  Model* model_;
+  StepExecutor* executor_;
+  std::unique_ptr<StepExecutor> owned_executor_;
   const Tokenizer* tokenizer_;
-  std::unique_ptr<KvCache> kv_;
   BlockAllocator allocator_;
   EngineOptions options_;
-  Batch batch_;                // reused every step
-  std::vector<float> logits_;  // [max_logit_rows, n_vocab], reused every step
+  Batch batch_;                         // reused every step
+  std::vector<SampleRequest> rows_;     // reused every step
+  std::vector<SampledToken> sampled_;   // reused every step
 };
 
 }  // namespace strata

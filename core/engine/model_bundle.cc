@@ -8,9 +8,15 @@
 namespace strata {
 
 absl::StatusOr<ModelBundle> LoadModelBundle(const std::string& path, Backend* backend, const ModelOptions& options) {
-  ModelBundle b;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file, gguf::GgufFile::Open(path));
+  return LoadModelBundle(std::move(file), backend, options);
+}
+
+absl::StatusOr<ModelBundle> LoadModelBundle(std::shared_ptr<const gguf::GgufFile> file, Backend* backend,
+                                            const ModelOptions& options) {
+  ModelBundle b;
   b.file = std::move(file);
+  const std::string& path = b.file->name();
   STRATA_ASSIGN_OR_RETURN(Vocab vocab, ReadGgufVocab(*b.file));
   absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(std::move(vocab));
   if (!tok.ok()) {

@@ -21,5 +21,8 @@ struct ModelBundle {
 
 // Opens a GGUF file and loads its tokenizer and model on `backend`. Errors name the file.
 absl::StatusOr<ModelBundle> LoadModelBundle(const std::string& path, Backend* backend, const ModelOptions& options);
+// The same for a file already open.
+absl::StatusOr<ModelBundle> LoadModelBundle(std::shared_ptr<const gguf::GgufFile> file, Backend* backend,
+                                            const ModelOptions& options);
 
 }  // namespace strata

@@ -102,7 +102,7 @@ uint32_t FileType(DType t) {
 std::vector<ModelPreset> ModelPresets() {
   // arch, name, vocab, embd, layers, heads, kv heads, ff, ctx, tied output
   return {
-      {"llama", "tiny", 512, 64, 4, 8, 4, 192, 512, false},
+      {"llama", "tiny", 512, 64, 4, 8, 2, 192, 512, false},  // 2 KV heads: replicated at tp=4
       {"llama", "tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, false},
       {"gpt2", "tiny", 512, 64, 4, 4, 4, 256, 512, true},
       {"gpt2", "gpt2-124m", 50257, 768, 12, 12, 12, 3072, 1024, true},

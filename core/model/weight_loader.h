@@ -1,7 +1,10 @@
 // Looks up a model's tensors by name with the shape the architecture expects and hands them to
-// the backend. Matrices stay memory-mapped (no copy on the CPU backend); small 1-D tensors (norms,
-// biases) are converted to f32 once so kernels need only one type for them; the model keeps its
-// loader alive for as long as it uses the weights.
+// the backend, cut to this rank's shard (Megatron split):
+//   kOutput: rows [offset, offset + n) of W[out, in] — a view into the mapping, no copy;
+//   kInput:  columns [offset, offset + n) of every row — gathered once into owned memory, and the
+//            mapped pages of the full tensor are released, so a rank keeps only its slice.
+// Small 1-D tensors (norms, biases) are converted to f32 once. The model keeps its loader alive
+// for as long as it uses the weights.
 #pragma once
 
 #include <deque>
@@ -22,17 +25,23 @@ class WeightLoader {
   WeightLoader(const gguf::GgufFile& file, Backend* backend) : file_(file), backend_(backend) {}
 
   bool Has(const std::string& name) const;
-  // A [rows, cols] matrix (GGUF dims {cols, rows}).
+  // A whole [rows, cols] matrix (GGUF dims {cols, rows}).
   absl::StatusOr<Tensor> Matrix(const std::string& name, int64_t rows, int64_t cols);
-  // A vector of n values as f32 in backend memory.
-  absl::StatusOr<const float*> Vector(const std::string& name, int64_t n);
+  // Rows [offset, offset + n) of a [rows, cols] matrix (split by output dimension).
+  absl::StatusOr<Tensor> RowShard(const std::string& name, int64_t rows, int64_t cols, int64_t offset, int64_t n);
+  // Columns [offset, offset + n) of a [rows, cols] matrix (split by input dimension).
+  absl::StatusOr<Tensor> ColumnShard(const std::string& name, int64_t rows, int64_t cols, int64_t offset, int64_t n);
+  // Values [offset, offset + n) of a vector of `total` values, as f32 in backend memory.
+  absl::StatusOr<const float*> Vector(const std::string& name, int64_t total, int64_t offset = 0, int64_t n = -1);
   // As Vector, or nullptr when the tensor is absent (optional biases).
-  absl::StatusOr<const float*> OptionalVector(const std::string& name, int64_t n);
+  absl::StatusOr<const float*> OptionalVector(const std::string& name, int64_t total, int64_t offset = 0,
+                                              int64_t n = -1);
 
  private:
   const gguf::GgufFile& file_;
   Backend* backend_;
-  std::deque<std::vector<float>> converted_;  // f32 copies of non-f32 vectors; the loader must outlive the model's use
+  std::deque<std::vector<float>> vectors_;     // f32 copies of vector slices
+  std::deque<std::vector<uint8_t>> columns_;   // gathered column shards
 };
 
 }  // namespace strata

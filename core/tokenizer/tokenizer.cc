@@ -1,7 +1,6 @@
 #include "core/tokenizer/tokenizer.h"
 
 #include <array>
-#include <cstdio>
 #include <queue>
 #include <string_view>
 #include <unordered_map>
@@ -26,6 +25,22 @@ constexpr absl::string_view kEogTexts[] = {"<|endoftext|>", "<|eot_id|>", "<|eom
 std::string_view Std(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 bool IsTextType(TokenType t) { return t == TokenType::kNormal || t == TokenType::kUserDefined; }
+
+// The byte a SentencePiece byte token "<0xXX>" (upper-case hex) stands for, or -1.
+int ParseByteToken(absl::string_view text) {
+  if (text.size() != 6 || text.substr(0, 3) != "<0x" || text[5] != '>') return -1;
+  int value = 0;
+  for (char c : text.substr(3, 2)) {
+    if (c >= '0' && c <= '9') {
+      value = value * 16 + (c - '0');
+    } else if (c >= 'A' && c <= 'F') {
+      value = value * 16 + (c - 'A' + 10);
+    } else {
+      return -1;
+    }
+  }
+  return value;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The merge loop both BPE flavours share: adjacent symbols are merged best-pair-first, ties going to the
@@ -199,13 +214,8 @@ class SpmTokenizer : public Tokenizer {
         return out;
       }
       case TokenType::kByte: {
-        unsigned int b = 0;
-        char tail = 0;
-        // "<0xXX>"; validation only guarantees the 256 canonical ones, so parse rather than assume.
-        if (text.size() == 6 && std::sscanf(text.c_str(), "<0x%2X%c", &b, &tail) == 2 && tail == '>') {
-          return std::string(1, static_cast<char>(b));
-        }
-        return "";
+        const int b = ParseByteToken(text);
+        return b >= 0 ? std::string(1, static_cast<char>(b)) : "";
       }
       case TokenType::kUnknown:
         return std::string(kSpmUnknown);
@@ -372,11 +382,8 @@ absl::Status ValidateAndFillTypes(Vocab* v) {
   if (v->types.empty()) {
     v->types.assign(n, static_cast<int32_t>(TokenType::kNormal));
     if (v->model == "llama") {
-      for (int b = 0; b < 256; ++b) {
-        const std::string text = absl::StrFormat("<0x%02X>", b);
-        for (size_t id = 0; id < n; ++id) {
-          if (v->tokens[id] == text) v->types[id] = static_cast<int32_t>(TokenType::kByte);
-        }
+      for (size_t id = 0; id < n; ++id) {
+        if (ParseByteToken(v->tokens[id]) >= 0) v->types[id] = static_cast<int32_t>(TokenType::kByte);
       }
     }
     for (int32_t id : {v->bos_id, v->eos_id, v->pad_id}) {

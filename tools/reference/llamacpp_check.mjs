@@ -39,7 +39,7 @@ const model = await llama.loadModel({ modelPath });
 
 // Tokenize with llama.cpp's SPM tokenizer; add BOS like the reference does.
 const textIds = Array.from(model.tokenize(prompt));
-const promptIds = [model.tokens.bos, ...textIds];
+const promptIds = model.tokens.shouldPrependBosToken ? [model.tokens.bos, ...textIds] : textIds;  // gpt2 files add no BOS
 
 async function generate(stopAtEos) {
     const ctx = await model.createContext(ctxOptions);

@@ -22,30 +22,17 @@ class HostBuffer final : public Buffer {
   size_t n_;
 };
 
-float Dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-// A weight row as f32: the row itself for f32 weights, else dequantized into `scratch`.
-const float* RowF32(const Tensor& w, int64_t r, float* scratch) {
-  if (w.dtype == DType::kF32) return static_cast<const float*>(w.row(r));
-  DequantizeRow(w.dtype, w.row(r), scratch, w.cols);
-  return scratch;
-}
-
-// Rows of work per chunk so that a chunk is worth a thread hand-off.
+// Items per chunk so that a chunk is worth a thread hand-off (~16K multiply-adds or more).
 int64_t Grain(int64_t items, int64_t work_per_item, int threads) {
   const int64_t min_work = 1 << 14;
   int64_t g = std::max<int64_t>(1, min_work / std::max<int64_t>(1, work_per_item));
-  return std::min(g, std::max<int64_t>(1, items / (4 * threads)));
+  return std::max<int64_t>(g, items / (4 * threads));
 }
 
 }  // namespace
 
-CpuBackend::CpuBackend(const CpuBackendOptions& options) : pool_(options.n_threads), scratch_(pool_.size()) {}
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : kernels_(cpu::GetKernels(options.isa)), pool_(options.n_threads), scratch_(pool_.size()) {}
 
 absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -58,10 +45,17 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
 void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 void CpuBackend::CopyFromHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
-float* CpuBackend::Scratch(int thread, size_t floats) {
-  auto& s = scratch_[thread];
-  if (s.size() < floats) s.resize(floats);
-  return s.data();
+void CpuBackend::ReserveScratch(size_t floats) {
+  for (auto& s : scratch_) {
+    if (s.size() < floats) s.resize(floats);
+  }
+}
+
+int64_t CpuBackend::RowChunk(int64_t rows, int n) const {
+  constexpr int64_t kPanel = 12;  // a multiple of every kernel's row tile
+  const int64_t chunks = static_cast<int64_t>(pool_.size()) * (n < 8 ? 8 : 4);
+  const int64_t chunk = (rows + chunks - 1) / chunks;
+  return std::max(kPanel, (chunk + kPanel - 1) / kPanel * kPanel);
 }
 
 void CpuBackend::Embed(float* out, const Tensor& table, const int32_t* ids, int n) {
@@ -69,15 +63,35 @@ void CpuBackend::Embed(float* out, const Tensor& table, const int32_t* ids, int 
 }
 
 void CpuBackend::MatMul(float* out, const float* x, const Tensor& w, int n) {
+  if (w.dtype == DType::kQ8_0) {
+    MatMulQ8(out, x, w, n);
+    return;
+  }
   const int64_t rows = w.rows, cols = w.cols;
-  // Split over weight rows: each weight row is read (and dequantized) once per step and
-  // multiplied with all n token rows, so the weights stream through memory once.
-  pool_.ParallelFor(rows, Grain(rows, cols * n, pool_.size()), [&](int64_t r0, int64_t r1, int thread) {
-    float* scratch = Scratch(thread, cols);
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* wr = RowF32(w, r, scratch);
-      for (int i = 0; i < n; ++i) out[i * rows + r] = Dot(x + i * cols, wr, cols);
+  ReserveScratch(kernels_.matmul_float_scratch(n, cols));
+  // Split over weight rows: every thread streams its own rows of the weight once and multiplies
+  // them with all n token rows.
+  const int64_t chunk = RowChunk(rows, n);
+  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int thread) {
+    for (int64_t c = c0; c < c1; ++c) {
+      kernels_.matmul_float(out, rows, x, cols, n, w, c * chunk, std::min(rows, (c + 1) * chunk), Scratch(thread));
     }
+  });
+}
+
+void CpuBackend::MatMulQ8(float* out, const float* x, const Tensor& w, int n) {
+  const int64_t rows = w.rows, cols = w.cols;
+  const size_t values = static_cast<size_t>(n) * cols;
+  if (q8_qs_.size() < values) {
+    q8_qs_.resize(values);
+    q8_d_.resize(values / kQ8Block);
+  }
+  const cpu::Q8Rows q{q8_qs_.data(), q8_d_.data(), cols};
+  pool_.ParallelFor(n, Grain(n, cols, pool_.size()),
+                    [&](int64_t i0, int64_t i1, int) { kernels_.quantize_q8(q, x, i0, i1); });
+  const int64_t chunk = RowChunk(rows, n);
+  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t c = c0; c < c1; ++c) kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk));
   });
 }
 
@@ -94,6 +108,7 @@ void CpuBackend::RmsNorm(float* out, const float* x, const float* w, int n, int 
   for (int i = 0; i < n; ++i) {
     const float* xi = x + i * dim;
     float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
     for (int j = 0; j < dim; ++j) ss += xi[j] * xi[j];
     const float scale = 1.0f / std::sqrt(ss / dim + eps);
     for (int j = 0; j < dim; ++j) out[i * dim + j] = xi[j] * scale * w[j];
@@ -116,25 +131,32 @@ void CpuBackend::LayerNorm(float* out, const float* x, const float* w, const flo
 
 void CpuBackend::Rope(float* x, const int32_t* positions, int n, int n_heads, int head_dim, const RopeParams& p) {
   const int half = p.rot_dim / 2;
-  for (int i = 0; i < n; ++i) {
-    const float pos = positions[i] * p.freq_scale;
-    for (int j = 0; j < half; ++j) {
-      // theta_j = pos * base^(-2j / rot_dim); computed in double so long contexts keep precision.
-      const double theta = pos * std::pow(static_cast<double>(p.base), -2.0 * j / p.rot_dim);
-      const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
-      for (int h = 0; h < n_heads; ++h) {
-        float* v = x + (static_cast<int64_t>(i) * n_heads + h) * head_dim;
-        const int a = p.neox ? j : 2 * j, b = p.neox ? j + half : 2 * j + 1;
-        const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * c - x1 * s;
-        v[b] = x0 * s + x1 * c;
+  pool_.ParallelFor(n, Grain(n, 64 * half, pool_.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float pos = positions[i] * p.freq_scale;
+      for (int j = 0; j < half; ++j) {
+        // theta_j = pos * base^(-2j / rot_dim); computed in double so long contexts keep precision.
+        const double theta = pos * std::pow(static_cast<double>(p.base), -2.0 * j / p.rot_dim);
+        const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+        for (int h = 0; h < n_heads; ++h) {
+          float* v = x + (i * n_heads + h) * head_dim;
+          const int a = p.neox ? j : 2 * j, b = p.neox ? j + half : 2 * j + 1;
+          const float x0 = v[a], x1 = v[b];
+          v[a] = x0 * c - x1 * s;
+          v[b] = x0 * s + x1 * c;
+        }
       }
     }
-  }
+  });
 }
 
 void CpuBackend::SwiGlu(float* out, const float* gate, const float* up, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  // Chunks of whole 8-lane groups, so that a value's arithmetic never depends on the split.
+  const int64_t groups = (count + 7) / 8;
+  pool_.ParallelFor(groups, Grain(groups, 64, pool_.size()), [&](int64_t g0, int64_t g1, int) {
+    const int64_t i0 = g0 * 8, i1 = std::min(count, g1 * 8);
+    kernels_.swiglu(out + i0, gate + i0, up + i0, i1 - i0);
+  });
 }
 
 void CpuBackend::Gelu(float* x, int64_t count) {
@@ -160,37 +182,21 @@ void CpuBackend::Attention(float* out, const float* q, const KvLayerView& kv, co
   const int group = shape.n_heads / shape.n_kv_heads;
   int max_ctx = 0;
   for (const SeqStep& s : batch.seqs) max_ctx = std::max(max_ctx, s.end_pos());
-  // One task per (token, head).
-  pool_.ParallelFor(static_cast<int64_t>(n_tokens) * shape.n_heads, 1, [&](int64_t t0, int64_t t1, int thread) {
-    float* att = Scratch(thread, max_ctx);
+  ReserveScratch(static_cast<size_t>(group) * max_ctx);
+  // One task per (token, KV head): the group of query heads sharing that KV head reads each K/V
+  // row once.
+  pool_.ParallelFor(static_cast<int64_t>(n_tokens) * shape.n_kv_heads, 1, [&](int64_t t0, int64_t t1, int thread) {
+    float* att = scratch_[thread].data();
     for (int64_t task = t0; task < t1; ++task) {
-      const int t = static_cast<int>(task / shape.n_heads), h = static_cast<int>(task % shape.n_heads);
+      const int t = static_cast<int>(task / shape.n_kv_heads), kvh = static_cast<int>(task % shape.n_kv_heads);
       // The sequence this token belongs to: the last one starting at or before it.
       const auto it = std::upper_bound(batch.seqs.begin(), batch.seqs.end(), t,
                                        [](int tok, const SeqStep& s) { return tok < s.first_token; });
       const SeqStep& seq = *(it - 1);
       const int ctx = batch.positions[t] + 1;  // causal: positions 0..pos
-      const float* qh = q + static_cast<int64_t>(t) * q_dim + h * hd;
-      const int kv_off = (h / group) * hd;
-      float max_score = -INFINITY;
-      for (int p = 0; p < ctx; ++p) {
-        const int64_t slot = static_cast<int64_t>(seq.block_table[p / kv.block_size]) * kv.block_size + p % kv.block_size;
-        att[p] = Dot(qh, kv.k + slot * kv.kv_dim + kv_off, hd) * shape.scale;
-        max_score = std::max(max_score, att[p]);
-      }
-      float sum = 0.0f;
-      for (int p = 0; p < ctx; ++p) {
-        att[p] = std::exp(att[p] - max_score);
-        sum += att[p];
-      }
-      float* oh = out + static_cast<int64_t>(t) * q_dim + h * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      for (int p = 0; p < ctx; ++p) {
-        const int64_t slot = static_cast<int64_t>(seq.block_table[p / kv.block_size]) * kv.block_size + p % kv.block_size;
-        const float* vp = kv.v + slot * kv.kv_dim + kv_off;
-        const float a = att[p] / sum;
-        for (int d = 0; d < hd; ++d) oh[d] += a * vp[d];
-      }
+      const int64_t head0 = static_cast<int64_t>(t) * q_dim + static_cast<int64_t>(kvh) * group * hd;
+      kernels_.attend(out + head0, q + head0, group, kv.k + kvh * hd, kv.v + kvh * hd, kv.kv_dim, seq.block_table,
+                      kv.block_size, ctx, hd, shape.scale, att);
     }
   });
 }

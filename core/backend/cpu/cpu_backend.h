@@ -5,12 +5,14 @@
 #include <vector>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/kernels.h"
 #include "core/backend/cpu/thread_pool.h"
 
 namespace strata {
 
 struct CpuBackendOptions {
   int n_threads = 1;
+  cpu::Isa isa = cpu::Isa::kAuto;  // kernels: the best the CPU has, unless a test asks for another
 };
 
 class CpuBackend final : public Backend {
@@ -19,6 +21,7 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   int n_threads() const { return pool_.size(); }
+  cpu::Isa isa() const { return kernels_.isa; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
   absl::StatusOr<Tensor> PrepareWeight(const Tensor& host) override { return host; }
@@ -40,11 +43,20 @@ class CpuBackend final : public Backend {
   void GatherRows(float* out, const float* x, const int32_t* rows, int n, int dim) override;
 
  private:
-  // Per-thread scratch, grown on first use and then reused (no allocation in steady state).
-  float* Scratch(int thread, size_t floats);
+  // Grows every thread's scratch to `floats` (on the calling thread, before a ParallelFor; in
+  // steady state the sizes are already there and nothing is allocated).
+  void ReserveScratch(size_t floats);
+  cpu::KernelScratch Scratch(int thread) { return {scratch_[thread].data(), scratch_[thread].size()}; }
+  void MatMulQ8(float* out, const float* x, const Tensor& w, int n);
+  // Rows per ParallelFor chunk for a weight of `rows` rows: a few chunks per thread so that
+  // dynamic hand-out evens out threads that fall behind, in whole panels of the kernels' tiles.
+  int64_t RowChunk(int64_t rows, int n) const;
 
+  const cpu::Kernels& kernels_;
   ThreadPool pool_;
-  std::vector<std::vector<float>> scratch_;
+  std::vector<std::vector<float>> scratch_;   // [thread] kernel scratch
+  std::vector<int8_t> q8_qs_;                 // quantized activations of the current MatMul
+  std::vector<float> q8_d_;
 };
 
 }  // namespace strata

@@ -1,0 +1,104 @@
+// Causal attention of one token over the paged KV cache, for the query heads that share one KV
+// head (grouped-query attention reads each K and V row once for the whole group).
+//
+// Canonical order for one (token, head): score_p = Hsum(8-lane FMA dot of q and k_p) · scale;
+// m = max_p score_p; e_p = Exp(score_p - m); z = Σ e_p over 8 lanes by p mod 8, then Hsum;
+// out = (Σ_p e_p · v_p, one FMA chain per dimension in increasing p) · (1 / z). It depends only
+// on the token's own context length, so a token gets the same bits in any batch.
+#if defined(__x86_64__)
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/backend/cpu/kernels_avx2.h"
+
+#pragma GCC target("avx2,fma,f16c")
+#include "core/backend/cpu/simd_avx2.h"
+
+namespace strata::cpu::avx2 {
+namespace {
+
+inline float Dot(const float* a, const float* b, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+  if (k < n) {
+    const __m256i m = TailMask(n - k);
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + k, m), _mm256_maskload_ps(b + k, m), acc);
+  }
+  return Hsum(acc);
+}
+
+// Calls f(p, row) for p in [0, ctx) with row = base + slot(p) * kv_dim.
+template <class F>
+inline void ForEachRow(const float* base, int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx,
+                       F&& f) {
+  for (int p0 = 0, blk = 0; p0 < ctx; p0 += block_size, ++blk) {
+    const float* row = base + static_cast<int64_t>(block_table[blk]) * block_size * kv_dim;
+    const int end = std::min(ctx, p0 + block_size);
+    for (int p = p0; p < end; ++p, row += kv_dim) f(p, row);
+  }
+}
+
+// Turns scores s[0..ctx) into e^(s - max) in place; returns their sum.
+float ExpShifted(float* s, int ctx) {
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int p = 0;
+  for (; p + 8 <= ctx; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
+  float m = -INFINITY;
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  for (float l : lanes) m = std::max(m, l);
+  for (int q = p; q < ctx; ++q) m = std::max(m, s[q]);
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 z = _mm256_setzero_ps();
+  for (p = 0; p + 8 <= ctx; p += 8) {
+    const __m256 e = Exp(_mm256_sub_ps(_mm256_loadu_ps(s + p), mb));
+    _mm256_storeu_ps(s + p, e);
+    z = _mm256_add_ps(z, e);
+  }
+  if (p < ctx) {
+    const __m256i mask = TailMask(ctx - p);
+    const __m256 e = _mm256_and_ps(Exp(_mm256_sub_ps(_mm256_maskload_ps(s + p, mask), mb)), _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(s + p, mask, e);
+    z = _mm256_add_ps(z, e);
+  }
+  return Hsum(z);
+}
+
+}  // namespace
+
+void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
+            const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
+  // Scores of every head in the group: [n_q][ctx]. Each K row is loaded once for all heads.
+  ForEachRow(k, kv_dim, block_table, block_size, ctx, [&](int p, const float* kp) {
+    for (int h = 0; h < n_q; ++h) scratch[static_cast<int64_t>(h) * ctx + p] = Dot(q + h * hd, kp, hd) * scale;
+  });
+  for (int h = 0; h < n_q; ++h) {
+    float* e = scratch + static_cast<int64_t>(h) * ctx;
+    const __m256 inv = _mm256_set1_ps(1.0f / ExpShifted(e, ctx));
+    float* oh = out + h * hd;
+    // Σ_p e_p · v_p, four vectors of dimensions at a time (then the remainder).
+    int d0 = 0;
+    for (; d0 + 32 <= hd; d0 += 32) {
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      ForEachRow(v + d0, kv_dim, block_table, block_size, ctx, [&](int p, const float* vp) {
+        const __m256 a = _mm256_broadcast_ss(e + p);
+        for (int c = 0; c < 4; ++c) acc[c] = _mm256_fmadd_ps(a, _mm256_loadu_ps(vp + 8 * c), acc[c]);
+      });
+      for (int c = 0; c < 4; ++c) _mm256_storeu_ps(oh + d0 + 8 * c, _mm256_mul_ps(acc[c], inv));
+    }
+    for (; d0 < hd; d0 += 8) {
+      const __m256i mask = TailMask(std::min(8, hd - d0));
+      __m256 acc = _mm256_setzero_ps();
+      ForEachRow(v + d0, kv_dim, block_table, block_size, ctx, [&](int p, const float* vp) {
+        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(e + p), _mm256_maskload_ps(vp, mask), acc);
+      });
+      _mm256_maskstore_ps(oh + d0, mask, _mm256_mul_ps(acc, inv));
+    }
+  }
+}
+
+}  // namespace strata::cpu::avx2
+
+#endif  // __x86_64__

@@ -1,0 +1,57 @@
+#include "core/backend/cpu/kernels.h"
+
+#include "core/backend/cpu/kernels_avx2.h"
+
+namespace strata::cpu {
+
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAuto: return "auto";
+    case Isa::kPortable: return "portable";
+    case Isa::kAvx2: return "avx2";
+  }
+  return "?";
+}
+
+Isa DetectIsa() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    return Isa::kAvx2;
+  }
+#endif
+  return Isa::kPortable;
+}
+
+Isa ResolveIsa(Isa requested) {
+  const Isa best = DetectIsa();
+  if (requested == Isa::kAuto) return best;
+  if (requested == Isa::kAvx2 && best != Isa::kAvx2) return Isa::kPortable;
+  return requested;
+}
+
+const Kernels& GetKernels(Isa isa) {
+#if defined(__x86_64__)
+  if (ResolveIsa(isa) == Isa::kAvx2) return Avx2Kernels();
+#endif
+  return PortableKernels();
+}
+
+#if defined(__x86_64__)
+const Kernels& Avx2Kernels() {
+  static const Kernels k = [] {
+    Kernels t;
+    t.isa = Isa::kAvx2;
+    t.matmul_float_scratch = avx2::MatMulFloatScratch;
+    t.matmul_float = avx2::MatMulFloat;
+    t.quantize_q8 = avx2::QuantizeQ8;
+    t.matmul_q8 = avx2::MatMulQ8;
+    t.attend = avx2::Attend;
+    t.swiglu = avx2::SwiGlu;
+    return t;
+  }();
+  return k;
+}
+
+}  // namespace strata::cpu
+#endif

@@ -1,0 +1,125 @@
+// Q8_0 weights × Q8-quantized activations with AVX2 integer dot products, as the fast engines do
+// (llama.cpp's vec_dot_q8_0_q8_0): per block of 32, one byte multiply-add gives exact int32
+// partial sums, and only those are scaled in floating point.
+//
+// Canonical order of one output out[i, r]: an 8-float accumulator starts at +0; for each block b
+// in increasing order, lane l gets fma(float(s_l), d_x[i,b] · d_w[r,b], acc_l), where s_l is the
+// exact integer sum of the products of columns 4l..4l+3 of the block; then Hsum(). Integer sums
+// are exact, so only the block order matters, and every tile and thread keeps it.
+//
+// Without VNNI the int8 product takes the sign trick: maddubs wants unsigned × signed, so it gets
+// |w| and x·sign(w) (same product), summing adjacent pairs into int16 (|2·127·127| < 2^15: no
+// saturation), and madd with ones sums pairs again into int32.
+#if defined(__x86_64__)
+
+#include <algorithm>
+
+#include "core/backend/cpu/kernels_avx2.h"
+
+#pragma GCC target("avx2,fma,f16c")
+#include "core/backend/cpu/simd_avx2.h"
+
+namespace strata::cpu::avx2 {
+namespace {
+
+constexpr int kPanelRows = 12;  // rows whose blocks stay in L2 while every token tile passes over them
+
+// Weight-stationary tile: MT token rows × NT weight rows, all blocks.
+template <int MT, int NT>
+void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_0* w, int64_t nb) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MT][NT];
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i wabs[NT];
+    float dw[NT];
+#pragma GCC unroll 8
+    for (int j = 0; j < NT; ++j) {
+      const BlockQ8_0& blk = w[j * nb + b];
+      wabs[j] = _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)));
+      dw[j] = _cvtsh_ss(blk.d);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MT; ++i) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.row_qs(i0 + i) + b * kQ8Block));
+      const float dx = x.row_d(i0 + i)[b];
+#pragma GCC unroll 8
+      for (int j = 0; j < NT; ++j) {
+        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j * nb + b].qs));
+        const __m256i p16 = _mm256_maddubs_epi16(wabs[j], _mm256_sign_epi8(xq, wq));
+        const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dx * dw[j]), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) out[i * ldo + j] = Hsum(acc[i][j]);
+}
+
+using TileFn = void (*)(float*, int64_t, const Q8Rows&, int64_t, const BlockQ8_0*, int64_t);
+
+template <int MT>
+constexpr TileFn TileFor(int nt) {
+  return nt == 1 ? Q8Tile<MT, 1> : nt == 2 ? Q8Tile<MT, 2> : nt == 3 ? Q8Tile<MT, 3> : Q8Tile<MT, 4>;
+}
+
+}  // namespace
+
+void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
+  const int64_t nb = q.cols / kQ8Block;
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + i * q.cols + b * kQ8Block;
+      __m256 v[4];
+      __m256 amax = _mm256_setzero_ps();
+      for (int c = 0; c < 4; ++c) {
+        v[c] = _mm256_loadu_ps(xb + 8 * c);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, v[c]));
+      }
+      __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+      m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+      m = _mm_max_ss(m, _mm_movehdup_ps(m));
+      // The same scalar arithmetic as the portable quantizer, so both give identical blocks.
+      const float d = _mm_cvtss_f32(m) / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      q.d[i * nb + b] = d;
+      const __m256 idv = _mm256_set1_ps(id);
+      __m256i qi[4];
+      for (int c = 0; c < 4; ++c) {
+        qi[c] = _mm256_cvtps_epi32(
+            _mm256_round_ps(_mm256_mul_ps(v[c], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      }
+      // packs work within 128-bit halves; the permute puts the 32 bytes back in order.
+      const __m256i q16a = _mm256_packs_epi32(qi[0], qi[1]), q16b = _mm256_packs_epi32(qi[2], qi[3]);
+      const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b),
+                                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q.qs + i * q.cols + b * kQ8Block), q8);
+    }
+  }
+}
+
+void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQ8Block;
+  const auto* wd = static_cast<const BlockQ8_0*>(w.data);
+  // Decode: 1-2 tokens × 4 rows keeps four independent streams in flight. Prefill: 3 × 3 tiles
+  // (9 accumulators + 3 |w| + x + constants fill the 16 registers).
+  const int tile_tokens = n <= 2 ? n : 3;
+  const int tile_rows = n <= 2 ? 4 : 3;
+  for (int64_t p = r0; p < r1; p += kPanelRows) {
+    const int64_t pend = std::min(r1, p + kPanelRows);
+    for (int i = 0; i < n; i += tile_tokens) {
+      const int mt = std::min(tile_tokens, n - i);
+      for (int64_t r = p; r < pend; r += tile_rows) {
+        const int nt = static_cast<int>(std::min<int64_t>(tile_rows, pend - r));
+        const TileFn fn = mt == 1 ? TileFor<1>(nt) : mt == 2 ? TileFor<2>(nt) : TileFor<3>(nt);
+        fn(out + i * ldo + r, ldo, x, i, wd + r * nb, nb);
+      }
+    }
+  }
+}
+
+}  // namespace strata::cpu::avx2
+
+#endif  // __x86_64__

@@ -1,0 +1,31 @@
+#include "core/engine/executor.h"
+#include "core/util/status.h"
+
+namespace strata {
+
+LocalExecutor::LocalExecutor(Model* model, std::unique_ptr<KvCache> kv) : model_(model), kv_(std::move(kv)) {
+  logits_.resize(static_cast<size_t>(model_->options().max_logit_rows) * model_->config().n_vocab);
+}
+
+absl::StatusOr<std::unique_ptr<LocalExecutor>> LocalExecutor::Create(Model* model, Backend* backend,
+                                                                     int32_t block_size, int32_t n_blocks) {
+  STRATA_ASSIGN_OR_RETURN(auto kv, KvCache::Create(backend, model->KvConfig(block_size, n_blocks)));
+  return std::unique_ptr<LocalExecutor>(new LocalExecutor(model, std::move(kv)));
+}
+
+absl::Status LocalExecutor::Step(const Batch& batch, const std::vector<SampleRequest>& rows,
+                                 std::vector<SampledToken>* out) {
+  STRATA_RETURN_IF_ERROR(model_->Forward(batch, kv_.get(), logits_.data()));
+  const int32_t n_vocab = model_->config().n_vocab;
+  out->resize(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const float* row = logits_.data() + r * static_cast<size_t>(n_vocab);
+    if (r == 0 && observer_) observer_(row, n_vocab);
+    const SampleRequest& q = rows[r];
+    (*out)[r].id = q.sampler->Sample(row, n_vocab, *q.history, q.generated_begin);
+    (*out)[r].logprob = q.sampler->ChosenLogprob();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata
