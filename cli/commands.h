@@ -8,5 +8,7 @@ namespace strata::cli {
 
 int RunCommand(const std::vector<std::string>& args);        // strata run
 int MakeModelCommand(const std::vector<std::string>& args);  // strata make-model
+int ServeCommand(const std::vector<std::string>& args);      // strata serve
+int GenerateCommand(const std::vector<std::string>& args);   // strata generate
 
 }  // namespace strata::cli

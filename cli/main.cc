@@ -12,6 +12,8 @@ constexpr char kUsage[] =
     "usage: strata COMMAND [flags]\n"
     "\n"
     "commands:\n"
+    "  serve        serve a model over gRPC: a coordinator and a local worker group (mpirun)\n"
+    "  generate     stream a generation from a strata server\n"
     "  run          generate text in this process (no server)\n"
     "  make-model   write a model file with random weights of a named shape\n"
     "\n"
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "serve") return strata::cli::ServeCommand(args);
+  if (command == "generate") return strata::cli::GenerateCommand(args);
   if (command == "run") return strata::cli::RunCommand(args);
   if (command == "make-model") return strata::cli::MakeModelCommand(args);
   std::fprintf(stderr, "strata: unknown command '%s'\n\n%s", command.c_str(), kUsage);

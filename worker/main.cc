@@ -1,5 +1,8 @@
 // strata-worker: one rank of a TP × PP group, launched by mpirun (or srun).
 //
+// Coordinator mode: every rank dials the coordinator, which assigns the model and layout and
+// sends the steps to run.
+//   mpirun -np T*P strata-worker --coordinator HOST:PORT [--threads N]
 // Standalone mode (no coordinator): every rank loads its shard and runs the same engine in
 // lockstep; rank 0 prints the generation.
 //   mpirun -np T*P strata-worker --model PATH --tp T --pp P --prompt TEXT [--max-tokens N] [--json]
@@ -19,6 +22,7 @@
 #include "core/engine/model_bundle.h"
 #include "core/model/gguf.h"
 #include "core/parallel/pipeline_executor.h"
+#include "worker/coordinator_client.h"
 #include "worker/memory.h"
 
 namespace {
@@ -26,7 +30,7 @@ namespace {
 using namespace strata;  // NOLINT: a main file
 
 struct WorkerConfig {
-  std::string model, prompt, dump_logits;
+  std::string coordinator, model, prompt, dump_logits;
   int64_t tp = 1, pp = 1, threads = 0;
   bool json = false, report_memory = false;
   GenerationRequest request;
@@ -51,6 +55,7 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
   WorkerConfig cfg;
   cli::GenerationFlags gen;
   cli::FlagSet flags("worker");
+  flags.String("coordinator", &cfg.coordinator, "HOST:PORT of the coordinator's cluster service (coordinator mode)");
   flags.String("model", &cfg.model, "GGUF model file, readable on every host (required)");
   flags.Int("tp", &cfg.tp, "tensor-parallel ranks per stage (default 1)");
   flags.Int("pp", &cfg.pp, "pipeline stages (default 1)");
@@ -65,7 +70,18 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
     if (rank == 0) std::fputs(flags.Usage().c_str(), stdout);
     return 0;
   }
-  if (cfg.model.empty()) return FailAll(rank, "--model is required", 2);
+  if (!cfg.coordinator.empty()) {
+    if (flags.was_set("model") || flags.was_set("prompt") || flags.was_set("tp") || flags.was_set("pp")) {
+      return FailAll(rank, "with --coordinator the model and layout come from the coordinator; drop --model, "
+                           "--prompt, --tp and --pp", 2);
+    }
+    CoordinatorClientConfig cc;
+    cc.coordinator = cfg.coordinator;
+    cc.threads = cfg.threads > 0 ? static_cast<int>(cfg.threads) : DefaultThreadsPerRank();
+    auto world = MpiCommunicator::World();
+    return RunCoordinatorMode(cc, world.get());
+  }
+  if (cfg.model.empty()) return FailAll(rank, "--model is required (or --coordinator)", 2);
   if (!flags.was_set("prompt")) return FailAll(rank, "--prompt is required", 2);
   if (cfg.tp < 1 || cfg.pp < 1 || cfg.tp > 4096 || cfg.pp > 4096) {
     return FailAll(rank, absl::StrCat("--tp and --pp must be positive, got tp=", cfg.tp, " pp=", cfg.pp), 2);

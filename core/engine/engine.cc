@@ -188,7 +188,10 @@ absl::StatusOr<std::vector<GenerationResult>> Engine::Generate(const std::vector
       }
     }
     rows_.clear();
-    for (Sequence* s : sampled) rows_.push_back({&s->sampler, &s->tokens, s->req.prompt.size()});
+    for (Sequence* s : sampled) {
+      s->sampler.Reset(s->req.sampling, DrawSeed(s->req.sampling.seed, s->result.ids.size()));
+      rows_.push_back({&s->sampler, &s->tokens, s->req.prompt.size()});
+    }
     if (absl::Status st = executor_->Step(batch_, rows_, &sampled_); !st.ok()) {
       for (auto& s : active) allocator_.Free(&s->blocks);  // nothing is lost: the blocks come back
       return st;

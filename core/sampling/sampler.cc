@@ -21,6 +21,20 @@ bool RanksBefore(const T& a, const T& b) {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
+uint64_t DrawSeed(uint64_t seed, uint64_t index) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (index + 1);  // splitmix64 finalizer
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void Sampler::Reset(const SamplingParams& params, uint64_t seed) {
+  params_ = params;
+  rng_.seed(seed);
+  chosen_ = -1;
+  lse_valid_ = false;
+}
+
 void Sampler::EnsureCapacity(int32_t n_vocab) {
   const size_t n = static_cast<size_t>(n_vocab);
   if (penalized_.size() >= n) return;

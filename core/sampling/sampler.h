@@ -23,6 +23,11 @@
 
 namespace strata {
 
+// The seed of a sequence's draw number `index` (tokens generated before it). Seeding every draw
+// from (seed, index) instead of carrying RNG state makes a sequence's tokens independent of where
+// and when each draw runs: after preemption, on another worker, or after a restart.
+uint64_t DrawSeed(uint64_t seed, uint64_t index);
+
 class Sampler {
  public:
   // `params` should have passed ValidateSamplingParams; out-of-range values are treated as the
@@ -50,6 +55,9 @@ class Sampler {
   float ChosenLogprob() const;
 
   const SamplingParams& params() const { return params_; }
+  // Starts over with `params` and an RNG seeded with `seed` (params.seed is not used), keeping
+  // the scratch buffers: one Sampler can serve many sequences without allocating.
+  void Reset(const SamplingParams& params, uint64_t seed);
 
  private:
   struct Candidate {

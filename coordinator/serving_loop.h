@@ -1,0 +1,98 @@
+// The coordinator's engine loop: one thread that turns the scheduler's plans into step messages
+// for the workers, waits for the sampled tokens and streams them to the requests (incremental
+// detokenization, stop strings, finish). RPC threads only submit, cancel and read responses.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/worker_pool.h"
+#include "core/sampling/stop_strings.h"
+#include "core/tokenizer/stream_decoder.h"
+#include "core/tokenizer/tokenizer.h"
+#include "strata/v1/generation.pb.h"
+
+namespace strata::coordinator {
+
+// What an RPC thread reads: responses to write, then a final status.
+struct ResponseChannel {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<strata::v1::GenerateResponse> responses;
+  bool done = false;
+  absl::Status status;  // final status once done
+};
+
+struct SubmitRequest {
+  std::string request_id;
+  std::vector<int32_t> prompt;
+  int32_t max_new_tokens = 0;
+  SamplingParams sampling;  // seed set
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool logprobs = false;
+};
+
+class ServingLoop {
+ public:
+  ServingLoop(const Tokenizer* tokenizer, int32_t n_ctx, const SchedulerConfig& config, WorkerPool* workers,
+              absl::Duration step_timeout);
+  ~ServingLoop();
+
+  // Queues a request; its responses arrive on the returned channel. RESOURCE_EXHAUSTED when the
+  // queue is full, UNAVAILABLE when the workers are not ready.
+  absl::StatusOr<std::shared_ptr<ResponseChannel>> Submit(SubmitRequest request, uint64_t* id);
+  // The client went away or its deadline passed: its KV blocks are freed at the next step.
+  void Cancel(uint64_t id);
+  // Wakes the loop (a worker attached or became ready).
+  void Wake();
+  void Stop();
+
+  struct Stats {
+    int32_t running = 0, waiting = 0, blocks_free = 0, blocks_total = 0, block_size = 0;
+    uint64_t steps = 0, preemptions = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Active {
+    std::unique_ptr<Sequence> pending;  // owned here until the scheduler takes it
+    std::shared_ptr<ResponseChannel> channel;
+    SubmitRequest request;
+    StreamDecoder decoder;
+    StopMatcher stop;
+    Active(SubmitRequest r, std::shared_ptr<ResponseChannel> c, const Tokenizer& tok)
+        : channel(std::move(c)), request(std::move(r)), decoder(tok, false), stop(request.stop) {}
+  };
+
+  void Run();
+  void Finish(uint64_t id, Active& a, strata::v1::FinishReason reason, const absl::Status& status);
+  void FailAll(const absl::Status& status);
+  void BuildStep(const std::vector<ScheduledSeq>& step, strata::v1::CoordinatorMessage* msg);
+  void Apply(const strata::v1::StepResult& result);
+
+  const Tokenizer* tokenizer_;
+  const int32_t n_ctx_;
+  WorkerPool* workers_;
+  const absl::Duration step_timeout_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Scheduler scheduler_;                               // guarded by mu_
+  std::unordered_map<uint64_t, std::unique_ptr<Active>> active_;  // guarded by mu_
+  std::vector<uint64_t> cancelled_;                   // guarded by mu_
+  uint64_t next_id_ = 1, next_step_ = 1, steps_ = 0;  // guarded by mu_
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace strata::coordinator

@@ -1,0 +1,194 @@
+#include "worker/coordinator_client.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/backend/cpu/cpu_backend.h"
+#include "core/comm/mpi_communicator.h"
+#include "core/engine/model_bundle.h"
+#include "core/kv/block_allocator.h"
+#include "core/parallel/pipeline_executor.h"
+#include "core/sampling/sampler.h"
+#include "core/util/status.h"
+#include "grpcpp/grpcpp.h"
+#include "strata/v1/cluster.grpc.pb.h"
+#include "worker/memory.h"
+
+namespace strata {
+namespace {
+
+using strata::v1::CoordinatorMessage;
+using strata::v1::WorkerMessage;
+
+[[noreturn]] void Abort(int rank, const std::string& message) {
+  std::fprintf(stderr, "strata-worker rank %d: %s\n", rank, message.c_str());
+  std::fflush(stderr);
+  MpiSession::Abort(1);
+}
+
+std::string HostName() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+uint64_t FreeMemoryBytes() {
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page : 0;
+}
+
+SamplingParams FromProto(const strata::v1::SamplingParams& s) {
+  SamplingParams p;
+  p.temperature = s.temperature();
+  p.top_k = s.top_k();
+  p.top_p = s.top_p();
+  p.min_p = s.min_p();
+  p.repetition_penalty = s.repetition_penalty();
+  p.frequency_penalty = s.frequency_penalty();
+  p.presence_penalty = s.presence_penalty();
+  p.seed = s.seed();
+  return p;
+}
+
+// Runs step plans until told to stop. Buffers are reused from step to step.
+class StepRunner {
+ public:
+  StepRunner(PipelineExecutor* executor, int max_seqs) : executor_(executor), samplers_(max_seqs, Sampler({})) {
+    histories_.resize(max_seqs);
+  }
+
+  absl::Status Run(const strata::v1::StepPlan& plan, strata::v1::StepResult* result) {
+    batch_.Clear();
+    rows_.clear();
+    tables_.resize(plan.seqs_size());
+    int sampled = 0;
+    for (int i = 0; i < plan.seqs_size(); ++i) {
+      const strata::v1::SeqStep& s = plan.seqs(i);
+      if (s.tokens_size() == 0) return absl::InvalidArgumentError("a step sequence has no tokens");
+      tables_[i].assign(s.block_table().begin(), s.block_table().end());
+      const int32_t end = s.start_pos() + s.tokens_size();
+      if (static_cast<int64_t>(tables_[i].size()) * executor_->block_size() < end) {
+        return absl::InvalidArgumentError("block table too short for the step");
+      }
+      for (int32_t b : tables_[i]) {
+        if (b < 0 || b >= executor_->n_blocks()) return absl::InvalidArgumentError("block id outside the cache");
+      }
+      batch_.AddSequence(s.tokens().data(), s.tokens_size(), s.start_pos(), tables_[i], executor_->block_size(),
+                         s.sample());
+      if (!s.sample()) continue;
+      if (sampled >= static_cast<int>(samplers_.size())) return absl::InvalidArgumentError("too many sampling sequences");
+      Sampler& sampler = samplers_[sampled];
+      sampler.Reset(FromProto(s.sampling()), DrawSeed(s.sampling().seed(), s.draw_index()));
+      std::vector<int32_t>& history = histories_[sampled];
+      history.assign(s.recent_tokens().begin(), s.recent_tokens().end());
+      rows_.push_back({&sampler, &history, history.size() - std::min<size_t>(history.size(), s.recent_generated())});
+      ++sampled;
+    }
+    STRATA_RETURN_IF_ERROR(executor_->Step(batch_, rows_, &out_));
+    result->set_step_id(plan.step_id());
+    int r = 0;
+    for (const strata::v1::SeqStep& s : plan.seqs()) {
+      if (!s.sample()) continue;
+      strata::v1::SampledToken* t = result->add_tokens();
+      t->set_seq_id(s.seq_id());
+      t->set_id(out_[r].id);
+      t->set_logprob(out_[r].logprob);
+      ++r;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  PipelineExecutor* executor_;
+  std::vector<Sampler> samplers_;
+  std::vector<std::vector<int32_t>> histories_;
+  std::vector<std::vector<int32_t>> tables_;
+  Batch batch_;
+  std::vector<SampleRequest> rows_;
+  std::vector<SampledToken> out_;
+};
+
+}  // namespace
+
+int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) {
+  const int rank = world->rank();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(cfg.coordinator, grpc::InsecureChannelCredentials(), args);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(static_cast<int64_t>(cfg.connect_timeout_s * 1000)))) {
+    Abort(rank, absl::StrCat("cannot reach the coordinator at ", cfg.coordinator));
+  }
+  auto stub = strata::v1::Cluster::NewStub(channel);
+  grpc::ClientContext context;
+  auto stream = stub->Attach(&context);
+  WorkerMessage hello;
+  hello.mutable_hello()->set_protocol_version(strata::v1::PROTOCOL_VERSION_CURRENT);
+  hello.mutable_hello()->set_rank(rank);
+  hello.mutable_hello()->set_world_size(world->size());
+  hello.mutable_hello()->set_host(HostName());
+  hello.mutable_hello()->set_device("cpu");
+  hello.mutable_hello()->set_free_memory_bytes(FreeMemoryBytes());
+  CoordinatorMessage in;
+  if (!stream->Write(hello) || !stream->Read(&in)) {
+    Abort(rank, absl::StrCat("the coordinator at ", cfg.coordinator, " closed the connection: ",
+                             stream->Finish().error_message()));
+  }
+  if (in.has_reject()) Abort(rank, absl::StrCat("the coordinator refused this worker: ", in.reject().reason()));
+  if (!in.has_assignment()) Abort(rank, "expected an assignment from the coordinator");
+  const strata::v1::Assignment a = in.assignment();
+  const ParallelLayout layout{a.tp(), a.pp(), rank};
+  if (layout.world() != world->size()) {
+    Abort(rank, absl::StrCat("assigned tp=", a.tp(), " x pp=", a.pp(), " but the MPI world has ", world->size(), " ranks"));
+  }
+
+  auto* mpi_world = static_cast<MpiCommunicator*>(world);
+  auto tp = mpi_world->Split(layout.stage(), layout.tensor_rank());
+  auto pp = mpi_world->Split(layout.tensor_rank(), layout.stage());
+  if (!tp.ok() || !pp.ok()) Abort(rank, "cannot create the TP/PP communicators");
+  CpuBackend backend(CpuBackendOptions{cfg.threads});
+  ModelOptions mo;
+  mo.max_batch_tokens = a.max_batch_tokens();
+  mo.max_logit_rows = a.max_seqs();
+  mo.layout = layout;
+  mo.tp_comm = tp->get();
+  auto bundle = LoadModelBundle(a.model_path(), &backend, mo);
+  if (!bundle.ok()) Abort(rank, std::string(bundle.status().message()));
+  auto executor = PipelineExecutor::Create(bundle->model.get(), &backend, layout,
+                                           PipelineGroups{world, tp->get(), pp->get()}, a.kv_block_size(), a.kv_blocks());
+  if (!executor.ok()) Abort(rank, std::string(executor.status().message()));
+  int64_t rss = 0, peak = 0;
+  ResidentBytes(&rss, &peak);
+  WorkerMessage ready;
+  ready.mutable_ready()->set_resident_bytes(static_cast<uint64_t>(rss));
+  if (!stream->Write(ready)) Abort(rank, "lost the coordinator while loading");
+  std::fprintf(stderr, "strata-worker rank %d (%s): ready, %s\n", rank, layout.ToString().c_str(),
+               MemoryReport(*bundle->model).c_str());
+
+  const bool reports = layout.last_stage() && layout.tensor_rank() == 0;
+  StepRunner runner(executor->get(), a.max_seqs());
+  while (stream->Read(&in)) {
+    if (in.has_shutdown()) break;
+    if (!in.has_step()) continue;
+    WorkerMessage out;
+    absl::Status s = runner.Run(in.step(), out.mutable_result());
+    if (!s.ok()) {
+      // Every rank got the same plan, so a bad plan fails everywhere alike; a failed collective
+      // leaves the group unusable: stop the job so the coordinator sees the workers go.
+      if (s.code() != absl::StatusCode::kInvalidArgument) Abort(rank, absl::StrCat("step failed: ", s.message()));
+      out.mutable_result()->set_step_id(in.step().step_id());
+      out.mutable_result()->set_error(std::string(s.message()));
+    }
+    if (reports && !stream->Write(out)) break;
+  }
+  context.TryCancel();
+  std::fprintf(stderr, "strata-worker rank %d: coordinator closed the connection, exiting\n", rank);
+  return 0;
+}
+
+}  // namespace strata
