@@ -1,20 +1,21 @@
 // strata generate --server HOST:PORT --prompt TEXT [--max-tokens N] [--temperature X] ... [--json]
-// A gRPC client of strata.v1.Generation: streams the generated text (or one JSON object per token)
+// A gRPC client of strata.v1.Generation.Generate: streams the generated text (or one JSON object per token)
 // to stdout as it arrives. Only the sampling settings given on the command line are sent, so the
 // server's defaults apply to the others.
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/generate_client.h"
 #include "cli/grpc_util.h"
 #include "core/engine/json_lines.h"
-#include "strata/v1/generation.grpc.pb.h"
+#include "strata/v1/generation.pb.h"
 
 namespace strata::cli {
 namespace {
@@ -58,7 +59,8 @@ absl::Status BuildRequest(const FlagSet& flags, const GenerateFlags& f, v1::Gene
   req->set_text(f.prompt);
   if (flags.was_set("max-tokens")) {
     if (f.max_tokens < 0 || f.max_tokens > kInt32Max) {
-      return absl::InvalidArgumentError(absl::StrCat("--max-tokens must be in [0, ", kInt32Max, "], got ", f.max_tokens));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--max-tokens must be in [0, ", kInt32Max, "], got ", f.max_tokens));
     }
     req->set_max_new_tokens(static_cast<int32_t>(f.max_tokens));
   }
@@ -114,29 +116,28 @@ int GenerateCommand(const std::vector<std::string>& args) {
   }
   if (f.server.empty()) return Fail("--server is required", 2);
   if (!flags.was_set("prompt")) return Fail("--prompt is required", 2);
-  if (flags.was_set("timeout") && !(f.timeout > 0)) return Fail(absl::StrCat("--timeout must be positive, got ", f.timeout), 2);
+  if (flags.was_set("timeout") && !(f.timeout > 0))
+    return Fail(absl::StrCat("--timeout must be positive, got ", f.timeout), 2);
   v1::GenerateRequest request;
   if (absl::Status s = BuildRequest(flags, f, &request); !s.ok()) return Fail(std::string(s.message()), 2);
 
-  std::unique_ptr<v1::Generation::Stub> stub =
-      v1::Generation::NewStub(grpc::CreateChannel(f.server, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   if (flags.was_set("timeout")) {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                             std::chrono::duration<double>(f.timeout)));
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(f.timeout)));
   }
-  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub->Generate(&context, request);
-  v1::GenerateResponse response;
   v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
   v1::Usage usage;
   std::string request_id;
-  while (reader->Read(&response)) {
+  bool printed_text = false;
+  auto on_response = [&](const v1::GenerateResponse& response) {
     for (const v1::Token& t : response.tokens()) {
       if (f.json) {
         std::printf("%s\n", TokenLine(t, f.logprobs).c_str());
       } else {
         std::fwrite(t.text().data(), 1, t.text().size(), stdout);
+        printed_text |= !t.text().empty();
       }
     }
     std::fflush(stdout);
@@ -145,17 +146,18 @@ int GenerateCommand(const std::vector<std::string>& args) {
       finish = response.finish_reason();
       usage = response.usage();
     }
-  }
-  const grpc::Status status = reader->Finish();
+  };
+  GenerateCall call(grpc::CreateChannel(f.server, grpc::InsecureChannelCredentials()), &context, request, on_response);
+  const grpc::Status status = call.Await();
   if (!status.ok()) {
-    if (!f.json) std::printf("\n");
+    if (printed_text) std::printf("\n");
     std::fflush(stdout);
     return Fail(absl::StrCat(StatusCodeName(status.error_code()), ": ", status.error_message()), 1);
   }
   if (f.json) {
-    std::printf("{\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d},\"request_id\":%s}\n",
-                FinishReasonText(finish), usage.prompt_tokens(), usage.completion_tokens(),
-                JsonString(request_id).c_str());
+    std::printf(
+        "{\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d},\"request_id\":%s}\n",
+        FinishReasonText(finish), usage.prompt_tokens(), usage.completion_tokens(), JsonString(request_id).c_str());
   } else {
     std::printf("\n");
   }

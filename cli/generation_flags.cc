@@ -8,7 +8,7 @@ namespace strata::cli {
 
 void GenerationFlags::Register(FlagSet* f) {
   f->Int("max-tokens", &max_tokens_, "tokens to generate (default 128)");
-  f->Float("temperature", &temperature_, "sampling temperature; 0 = greedy (default 0.8)");
+  f->Float("temperature", &temperature_, "sampling temperature; 0 = greedy (default 1)");
   f->Int("top-k", &top_k_, "keep the k most likely tokens; 0 = off (default 0)");
   f->Float("top-p", &top_p_, "nucleus sampling mass in (0, 1] (default 1)");
   f->Float("min-p", &min_p_, "drop tokens below min-p times the top probability (default 0)");

@@ -20,7 +20,7 @@ class GenerationFlags {
 
  private:
   int64_t max_tokens_ = 128, top_k_ = 0, seed_ = 0;
-  double temperature_ = 0.8, top_p_ = 1.0, min_p_ = 0.0, repetition_ = 1.0, frequency_ = 0.0, presence_ = 0.0;
+  double temperature_ = 1.0, top_p_ = 1.0, min_p_ = 0.0, repetition_ = 1.0, frequency_ = 0.0, presence_ = 0.0;
   std::vector<std::string> stop_;
   bool ignore_eos_ = false;
 };

@@ -1,10 +1,10 @@
 #include "cli/grpc_util.h"
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <cstdint>
 #include <future>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
 
 namespace strata::cli {
 

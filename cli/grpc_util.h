@@ -3,11 +3,11 @@
 // encoded here by hand, so no health.proto is needed at build time).
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 namespace strata::cli {
 

@@ -5,11 +5,13 @@
 //   2. mpirun -np T*P --oversubscribe --bind-to none strata-worker --coordinator CLUSTER [--threads N];
 //   3. grpc.health.v1 Check on the public address every 100 ms until SERVING, then
 //      "strata serve: serving MODEL (tp=T, pp=P) on HOST:PORT" on stdout.
-// Both children run in their own process group (so a signal reaches mpirun and its ranks as a whole)
-// and die with this process (PR_SET_PDEATHSIG). On SIGINT or SIGTERM both are stopped (SIGTERM,
-// SIGKILL after 10 s) and serve exits 0; when a child exits on its own the other is stopped and
-// serve exits 1. serve's stdout carries only its own status line: the coordinator's later output
+// Both children run in their own process group and get SIGTERM when this process dies
+// (PR_SET_PDEATHSIG); serve is a child subreaper, so MPI ranks orphaned by a dying mpirun are
+// adopted, stopped and reaped here rather than left behind. On SIGINT or SIGTERM both are stopped
+// (SIGTERM, SIGKILL after 10 s) and serve exits 0; when a child exits on its own the other is
+// stopped and serve exits 1. serve's stdout carries only its own status line: the coordinator's later output
 // and the workers' output go to stderr.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,8 +42,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kStopTimeout = std::chrono::seconds(10);   // SIGTERM → SIGKILL
-constexpr auto kWorkerGrace = std::chrono::seconds(3);    // workers leave on their own once the coordinator is gone
+constexpr auto kStopTimeout = std::chrono::seconds(10);  // SIGTERM → SIGKILL
+constexpr auto kWorkerGrace = std::chrono::seconds(3);   // workers leave on their own once the coordinator is gone
 constexpr auto kHealthPollInterval = std::chrono::milliseconds(100);
 
 int Fail(const std::string& message, int code) {
@@ -125,7 +127,8 @@ std::string Spawn(const std::vector<std::string>& argv, const std::vector<std::s
   cenv.push_back(nullptr);
   const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int report[2];
-  if (devnull < 0 || pipe2(report, O_CLOEXEC) != 0) return absl::StrCat("cannot start ", argv[0], ": ", strerror(errno));
+  if (devnull < 0 || pipe2(report, O_CLOEXEC) != 0)
+    return absl::StrCat("cannot start ", argv[0], ": ", strerror(errno));
   const pid_t parent = getpid();
 
   const pid_t pid = fork();
@@ -176,6 +179,8 @@ class Supervisor {
   enum class Event { kNone, kStopRequested, kChildExited };
 
   Supervisor() {
+    // Orphaned descendants (MPI ranks of a killed mpirun) become our children, so none outlives us.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     ::signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
@@ -256,13 +261,20 @@ class Supervisor {
       }
       Wait(std::chrono::milliseconds(50));
     }
-    // Stragglers: members of a child's group that outlived its leader.
-    for (Child* c : {&coordinator_, &workers_}) {
-      if (c->pid <= 0 || kill(-c->pid, 0) != 0) continue;
-      kill(-c->pid, SIGTERM);
-      const auto until = std::max(Clock::now() + std::chrono::seconds(2), deadline);
-      while (kill(-c->pid, 0) == 0 && Clock::now() < until) usleep(20000);
-      if (kill(-c->pid, 0) == 0) kill(-c->pid, SIGKILL);
+    // Stragglers: descendants orphaned on the way (MPI ranks whose mpirun was killed) were adopted
+    // by this process (a child subreaper); stop and reap them too.
+    std::vector<pid_t> orphans = Children();
+    if (orphans.empty()) return;
+    for (pid_t pid : orphans) kill(pid, SIGTERM);
+    const auto until = std::max(Clock::now() + std::chrono::seconds(2), deadline);
+    while (!(orphans = Children()).empty() && Clock::now() < until) {
+      Reap();
+      usleep(20000);
+    }
+    for (pid_t pid : orphans) {
+      std::fprintf(stderr, "strata serve: killing leftover process %d\n", pid);
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
     }
   }
 
@@ -271,19 +283,49 @@ class Supervisor {
     if (kill(-c.pid, sig) != 0) kill(c.pid, sig);
   }
 
-  // Collects exited children; true when one exited since the last call.
+  // Collects exited children (and adopted orphans); true when one of the two exited since the last call.
   bool Reap() {
     bool any = false;
-    for (Child* c : {&coordinator_, &workers_}) {
-      if (!c->running) continue;
-      if (waitpid(c->pid, &c->wait_status, WNOHANG) == c->pid) {
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (Child* c : {&coordinator_, &workers_}) {
+        if (!c->running || c->pid != pid) continue;
         c->running = false;
+        c->wait_status = status;
         c->exited_at = Clock::now();
         if (first_exited_ == nullptr) first_exited_ = c;
         any = true;
       }
     }
     return any;
+  }
+
+  // Processes whose parent is this one (from /proc/PID/stat: "pid (comm) state ppid ...").
+  static std::vector<pid_t> Children() {
+    std::vector<pid_t> out;
+    const pid_t self = getpid();
+    DIR* proc = opendir("/proc");
+    if (proc == nullptr) return out;
+    while (dirent* e = readdir(proc)) {
+      char* end;
+      const long pid = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || pid <= 0) continue;
+      FILE* f = std::fopen(absl::StrCat("/proc/", e->d_name, "/stat").c_str(), "r");
+      if (f == nullptr) continue;
+      char buf[512];
+      const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+      std::fclose(f);
+      buf[n] = '\0';
+      const char* paren = std::strrchr(buf, ')');
+      char state;
+      long ppid;
+      if (paren != nullptr && std::sscanf(paren + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
+        out.push_back(static_cast<pid_t>(pid));
+      }
+    }
+    closedir(proc);
+    return out;
   }
 
   void ReadCoordinatorOutput() {
@@ -315,7 +357,7 @@ class Supervisor {
   int coordinator_out_ = -1;
   std::string pending_;
   std::optional<std::string> first_line_;
-  Child coordinator_{"strata-coordinator"}, workers_{"the workers (mpirun)"};
+  Child coordinator_{"strata-coordinator"}, workers_{"mpirun (the workers)"};
   const Child* first_exited_ = nullptr;
   int stop_requests_ = 0;
   bool stop_reported_ = false;
@@ -348,9 +390,10 @@ std::string LocalDialAddress(const std::string& addr) {
 int ReportChildExit(Supervisor* sup, const std::string& phase) {
   const Child* dead = sup->exited_child();
   const Child& other = dead == &sup->coordinator() ? sup->workers() : sup->coordinator();
-  std::fprintf(stderr, "strata serve: %s (pid %d) %s %s%s\n", dead->name.c_str(), dead->pid,
+  const char* other_name = &other == &sup->workers() ? "the workers" : "strata-coordinator";
+  std::fprintf(stderr, "strata serve: %s, pid %d, %s %s%s\n", dead->name.c_str(), dead->pid,
                DescribeWaitStatus(dead->wait_status).c_str(), phase.c_str(),
-               other.running ? absl::StrCat("; stopping ", other.name).c_str() : "");
+               other.running ? absl::StrCat("; stopping ", other_name).c_str() : "");
   sup->StopAll();
   return 1;
 }
@@ -367,7 +410,8 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
         std::chrono::duration_cast<std::chrono::milliseconds>(startup_deadline - Clock::now()));
   };
   auto startup_timed_out = [&](const std::string& what) {
-    std::fprintf(stderr, "strata serve: %s within --startup-timeout %g s; stopping\n", what.c_str(), cfg.startup_timeout);
+    std::fprintf(stderr, "strata serve: %s within --startup-timeout %g s; stopping\n", what.c_str(),
+                 cfg.startup_timeout);
     sup.StopAll();
     return 1;
   };
@@ -395,6 +439,13 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
     if (e == Supervisor::Event::kStopRequested) return sup.StopAll(), 0;
     if (e == Supervisor::Event::kChildExited) return ReportChildExit(&sup, "before reporting its addresses");
     if (sup.coordinator_out_closed() && !sup.first_line()) {
+      // Most likely it is exiting (it could not bind, say): report how, if it does so soon.
+      const auto until = Clock::now() + std::chrono::seconds(3);
+      while (Clock::now() < until) {
+        const Supervisor::Event e2 = sup.Wait(std::chrono::milliseconds(50));
+        if (e2 == Supervisor::Event::kChildExited) return ReportChildExit(&sup, "before reporting its addresses");
+        if (e2 == Supervisor::Event::kStopRequested) return sup.StopAll(), 0;
+      }
       std::fprintf(stderr, "strata serve: strata-coordinator closed its stdout without reporting its addresses\n");
       sup.StopAll();
       return 1;
@@ -402,7 +453,8 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
   }
   std::string public_addr, cluster_addr;
   if (!ParseListeningLine(*sup.first_line(), &public_addr, &cluster_addr)) {
-    std::fprintf(stderr, "strata serve: unexpected first line from strata-coordinator: '%s'\n", sup.first_line()->c_str());
+    std::fprintf(stderr, "strata serve: unexpected first line from strata-coordinator: '%s'\n",
+                 sup.first_line()->c_str());
     sup.StopAll();
     return 1;
   }
@@ -434,8 +486,8 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
     HealthStatus health = HealthStatus::kUnknown;
     const grpc::Status s = CheckHealth(channel, "", call_deadline, &health);
     if (s.ok() && health == HealthStatus::kServing) break;
-    last_health = s.ok() ? HealthStatusName(health)
-                         : absl::StrCat(StatusCodeName(s.error_code()), ": ", s.error_message());
+    last_health =
+        s.ok() ? HealthStatusName(health) : absl::StrCat(StatusCodeName(s.error_code()), ": ", s.error_message());
     if (remaining().count() == 0) return startup_timed_out(absl::StrCat("not serving (health: ", last_health, ")"));
     const auto wait_until = Clock::now() + kHealthPollInterval;
     for (;;) {
@@ -446,8 +498,8 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
       if (Clock::now() >= wait_until) break;
     }
   }
-  std::printf("strata serve: serving %s (tp=%lld, pp=%lld) on %s\n", cfg.display_model.c_str(), static_cast<long long>(cfg.tp),
-              static_cast<long long>(cfg.pp), public_addr.c_str());
+  std::printf("strata serve: serving %s (tp=%lld, pp=%lld) on %s\n", cfg.display_model.c_str(),
+              static_cast<long long>(cfg.tp), static_cast<long long>(cfg.pp), public_addr.c_str());
   std::fflush(stdout);
 
   // 4. Serve until told to stop or a child exits.
@@ -470,7 +522,8 @@ int ServeCommand(const std::vector<std::string>& args) {
   flags.String("model", &cfg.model, "GGUF model file (required)");
   flags.Int("tp", &cfg.tp, "tensor-parallel ranks per pipeline stage (default 1)");
   flags.Int("pp", &cfg.pp, "pipeline stages (default 1)");
-  flags.String("listen", &cfg.listen, "address of the public gRPC API, HOST:PORT; port 0 picks a free one (default 127.0.0.1:50051)");
+  flags.String("listen", &cfg.listen,
+               "address of the public gRPC API, HOST:PORT; port 0 picks a free one (default 127.0.0.1:50051)");
   flags.Int("threads", &cfg.threads, "CPU threads per worker (default: cores / workers, at least 1)");
   flags.Float("startup-timeout", &cfg.startup_timeout, "seconds to wait for every worker to be ready (default 120)");
   // Limits, passed to strata-coordinator as given (it checks them).
@@ -495,9 +548,12 @@ int ServeCommand(const std::vector<std::string>& args) {
   if (cfg.model.empty()) return Fail("--model is required", 2);
   if (cfg.tp < 1 || cfg.tp > 1024) return Fail(absl::StrCat("--tp must be in [1, 1024], got ", cfg.tp), 2);
   if (cfg.pp < 1 || cfg.pp > 1024) return Fail(absl::StrCat("--pp must be in [1, 1024], got ", cfg.pp), 2);
-  if (cfg.tp * cfg.pp > 4096) return Fail(absl::StrCat("--tp times --pp must be at most 4096, got ", cfg.tp * cfg.pp), 2);
-  if (cfg.threads < 0 || cfg.threads > 1024) return Fail(absl::StrCat("--threads must be in [0, 1024], got ", cfg.threads), 2);
-  if (!(cfg.startup_timeout > 0)) return Fail(absl::StrCat("--startup-timeout must be positive, got ", cfg.startup_timeout), 2);
+  if (cfg.tp * cfg.pp > 4096)
+    return Fail(absl::StrCat("--tp times --pp must be at most 4096, got ", cfg.tp * cfg.pp), 2);
+  if (cfg.threads < 0 || cfg.threads > 1024)
+    return Fail(absl::StrCat("--threads must be in [0, 1024], got ", cfg.threads), 2);
+  if (!(cfg.startup_timeout > 0))
+    return Fail(absl::StrCat("--startup-timeout must be positive, got ", cfg.startup_timeout), 2);
   if (cfg.listen.rfind(':') == std::string::npos || cfg.listen.back() == ':') {
     return Fail(absl::StrCat("--listen must be HOST:PORT, got '", cfg.listen, "'"), 2);
   }
@@ -512,12 +568,15 @@ int ServeCommand(const std::vector<std::string>& args) {
   struct stat st;
   if (stat(cfg.model.c_str(), &st) != 0) return Fail(absl::StrCat("model file ", cfg.model, ": ", strerror(errno)), 1);
   if (!S_ISREG(st.st_mode)) return Fail(absl::StrCat("model file ", cfg.model, ": not a regular file"), 1);
-  if (access(cfg.model.c_str(), R_OK) != 0) return Fail(absl::StrCat("model file ", cfg.model, ": ", strerror(errno)), 1);
+  if (access(cfg.model.c_str(), R_OK) != 0)
+    return Fail(absl::StrCat("model file ", cfg.model, ": ", strerror(errno)), 1);
   const std::string dir = SelfDirectory();
   const std::string coordinator_bin = dir + "/strata-coordinator", worker_bin = dir + "/strata-worker";
   for (const std::string& bin : {coordinator_bin, worker_bin}) {
     if (access(bin.c_str(), X_OK) != 0) {
-      return Fail(absl::StrCat("cannot find ", bin, " (", strerror(errno), "); strata serve runs the binaries next to strata"), 1);
+      return Fail(
+          absl::StrCat("cannot find ", bin, " (", strerror(errno), "); strata serve runs the binaries next to strata"),
+          1);
     }
   }
   const std::optional<std::string> mpirun = FindInPath("mpirun");

@@ -32,6 +32,7 @@ struct CoordinatorConfig {
   int64_t max_waiting = 64, max_running = 16, max_batch_tokens = 512, kv_blocks = 0, block_size = 16;
   int64_t max_prompt_tokens = 0, max_new_tokens = 0, max_total_tokens = 0, max_stop_strings = 16;
   double step_timeout_s = 60;
+  double recovery_timeout_s = 60;
 };
 
 int Fail(const std::string& m, int code = 1) {
@@ -59,6 +60,8 @@ int main(int argc, char** argv) {
   flags.Int("max-total-tokens", &cfg.max_total_tokens, "most prompt + new tokens (default: context length)");
   flags.Int("max-stop-strings", &cfg.max_stop_strings, "most stop strings per request (default 16)");
   flags.Float("step-timeout", &cfg.step_timeout_s, "seconds a step may take before the workers count as hung (60)");
+  flags.Float("recovery-timeout", &cfg.recovery_timeout_s,
+              "seconds requests wait for a lost worker group to come back before UNAVAILABLE (60)");
   if (absl::Status s = flags.Parse(std::vector<std::string>(argv + 1, argv + argc)); !s.ok()) {
     return Fail(std::string(s.message()), 2);
   }
@@ -112,8 +115,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   coordinator::WorkerPool workers(assignment);
-  coordinator::ServingLoop loop(tokenizer->get(), config->n_ctx, sc, &workers,
-                                absl::Seconds(cfg.step_timeout_s));
+  coordinator::ServingLoop loop(tokenizer->get(), config->n_ctx, sc, &workers, absl::Seconds(cfg.step_timeout_s),
+                                /*depth=*/static_cast<int>(cfg.pp), absl::Seconds(cfg.recovery_timeout_s));
   coordinator::RequestLimits limits;
   limits.max_prompt_tokens = static_cast<int32_t>(cfg.max_prompt_tokens);
   limits.max_new_tokens = static_cast<int32_t>(cfg.max_new_tokens);
@@ -126,12 +129,16 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int public_port = 0, cluster_port = 0;
   grpc::ServerBuilder public_builder;
+  // gRPC enables SO_REUSEPORT by default, which lets a second server bind the same port and
+  // split the traffic; a taken port must be an error instead.
+  public_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   public_builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &public_port);
   public_builder.RegisterService(&generation);
   public_builder.SetMaxReceiveMessageSize(16 << 20);
   std::unique_ptr<grpc::Server> public_server = public_builder.BuildAndStart();
   if (public_server == nullptr || public_port == 0) return Fail(absl::StrCat("cannot listen on ", cfg.listen));
   grpc::ServerBuilder cluster_builder;
+  cluster_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   cluster_builder.AddListeningPort(cfg.cluster_listen, grpc::InsecureServerCredentials(), &cluster_port);
   cluster_builder.RegisterService(&workers);
   cluster_builder.SetMaxReceiveMessageSize(64 << 20);

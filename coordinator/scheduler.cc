@@ -84,7 +84,7 @@ void Scheduler::Schedule(std::vector<ScheduledSeq>* out) {
       continue;  // preempted earlier in this loop
     }
     const int32_t pending = static_cast<int32_t>(s->tokens.size()) - s->n_cached;
-    if (pending <= 0) continue;
+    if (pending <= 0 || s->in_flight) continue;
     const int32_t take = std::min(pending, budget);
     // Blocks for the tokens this step writes; preempt the newest unscheduled others if they run out.
     const int32_t need = BlocksFor(s->n_cached + take, config_.block_size) - static_cast<int32_t>(s->blocks.size());
@@ -94,7 +94,8 @@ void Scheduler::Schedule(std::vector<ScheduledSeq>* out) {
       for (auto& r : running_) {
         const bool scheduled =
             std::any_of(out->begin(), out->end(), [&](const ScheduledSeq& q) { return q.seq == r.get(); });
-        if (r.get() != s && !scheduled && (victim == nullptr || r->admitted_order > victim->admitted_order)) {
+        if (r.get() != s && !scheduled && !r->in_flight &&
+            (victim == nullptr || r->admitted_order > victim->admitted_order)) {
           victim = r.get();
         }
       }
@@ -104,12 +105,30 @@ void Scheduler::Schedule(std::vector<ScheduledSeq>* out) {
     }
     if (!ok) continue;  // cannot grow now; it waits for blocks to free up
     out->push_back({s, s->n_cached, take, take == pending});
+    s->in_flight = true;
     budget -= take;
   }
 }
 
 void Scheduler::Committed(const std::vector<ScheduledSeq>& step) {
-  for (const ScheduledSeq& q : step) q.seq->n_cached = q.start + q.n_tokens;
+  for (const ScheduledSeq& q : step) {
+    q.seq->n_cached = q.start + q.n_tokens;
+    q.seq->in_flight = false;
+  }
+}
+
+void Scheduler::ResetAll() {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    allocator_.Free(&(*it)->blocks);
+    (*it)->n_cached = 0;
+    (*it)->in_flight = false;
+    waiting_.push_front(std::move(*it));
+  }
+  running_.clear();
+}
+
+void Scheduler::Abandoned(const std::vector<ScheduledSeq>& step) {
+  for (const ScheduledSeq& q : step) q.seq->in_flight = false;
 }
 
 }  // namespace strata::coordinator

@@ -38,6 +38,7 @@ struct Sequence {
   int32_t n_cached = 0;
   std::vector<int32_t> blocks;
   uint64_t admitted_order = 0;
+  bool in_flight = false;  // in a step that has not come back yet: not schedulable, not preemptible
 
   int32_t generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
 };
@@ -59,10 +60,16 @@ class Scheduler {
   absl::Status Add(std::unique_ptr<Sequence> seq);
   // Removes a sequence wherever it is and frees its blocks. Returns false if unknown.
   bool Remove(uint64_t id);
-  // Plans the next step into `out` (cleared first). Empty when there is nothing to run.
+  // Plans the next step into `out` (cleared first) from sequences not already in flight, and
+  // marks them in flight. Empty when there is nothing to run.
   void Schedule(std::vector<ScheduledSeq>* out);
-  // After the step ran: marks the scheduled tokens as cached.
+  // After the step ran: marks the scheduled tokens as cached and the sequences schedulable.
   void Committed(const std::vector<ScheduledSeq>& step);
+  // After a step failed: its sequences are schedulable again, nothing was cached.
+  void Abandoned(const std::vector<ScheduledSeq>& step);
+  // The workers' caches are gone (a worker died): every sequence goes back to the queue, in
+  // admission order ahead of new ones, to be recomputed from prompt + generated tokens.
+  void ResetAll();
   Sequence* Find(uint64_t id);
 
   int32_t n_running() const { return static_cast<int32_t>(running_.size()); }

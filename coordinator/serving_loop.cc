@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/utf8.h"
 
 namespace strata::coordinator {
 
@@ -12,8 +13,15 @@ using strata::v1::FinishReason;
 using strata::v1::GenerateResponse;
 
 ServingLoop::ServingLoop(const Tokenizer* tokenizer, int32_t n_ctx, const SchedulerConfig& config,
-                         WorkerPool* workers, absl::Duration step_timeout)
-    : tokenizer_(tokenizer), n_ctx_(n_ctx), workers_(workers), step_timeout_(step_timeout), scheduler_(config) {
+                         WorkerPool* workers, absl::Duration step_timeout, int depth,
+                         absl::Duration recovery_timeout)
+    : tokenizer_(tokenizer),
+      n_ctx_(n_ctx),
+      workers_(workers),
+      step_timeout_(step_timeout),
+      depth_(std::max(1, depth)),
+      recovery_timeout_(recovery_timeout),
+      scheduler_(config) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -34,9 +42,14 @@ void ServingLoop::Stop() {
 void ServingLoop::Wake() { cv_.notify_all(); }
 
 absl::StatusOr<std::shared_ptr<ResponseChannel>> ServingLoop::Submit(SubmitRequest request, uint64_t* id) {
-  if (!workers_->ready()) {
-    return absl::UnavailableError(absl::StrCat("no workers: ", workers_->world_size(),
-                                               " worker ranks must be attached and ready"));
+  {
+    // Before the group was ever complete there is nothing to wait for; after, a lost group is
+    // being restarted and requests queue (up to max_waiting) until it is back.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ever_ready_ && !workers_->ready()) {
+      return absl::UnavailableError(absl::StrCat("no workers: ", workers_->world_size(),
+                                                 " worker ranks must be attached and ready"));
+    }
   }
   auto seq = std::make_unique<Sequence>();
   seq->tokens = request.prompt;
@@ -93,6 +106,18 @@ void ServingLoop::FailAll(const absl::Status& status) {
   std::vector<uint64_t> ids;
   for (auto& [id, a] : active_) ids.push_back(id);
   for (uint64_t id : ids) Finish(id, *active_[id], strata::v1::FINISH_REASON_UNSPECIFIED, status);
+}
+
+void ServingLoop::WorkersLost(const std::string& why) {
+  if (down_since_ == absl::InfinitePast()) {
+    down_since_ = absl::Now();
+    // Disconnect the rest of the old group too, so its ranks exit and free their places for the
+    // group that replaces it.
+    workers_->DropAll(why);
+    std::fprintf(stderr, "strata-coordinator: worker group lost (%s); %d requests wait for it to come back\n",
+                 why.c_str(), static_cast<int>(active_.size()));
+  }
+  scheduler_.ResetAll();
 }
 
 void ServingLoop::BuildStep(const std::vector<ScheduledSeq>& step, CoordinatorMessage* msg) {
@@ -159,7 +184,7 @@ void ServingLoop::Apply(const strata::v1::StepResult& result) {
       if (m.stopped) finish = strata::v1::FINISH_REASON_STOP;
       else text += a.stop.Flush();
     }
-    tok->set_text(text);
+    tok->set_text(SanitizeUtf8(text));  // proto3 strings must be UTF-8; the id is exact
     if (finish != strata::v1::FINISH_REASON_UNSPECIFIED) {
       resp.set_finish_reason(finish);
       resp.mutable_usage()->set_prompt_tokens(seq->prompt_len);
@@ -175,46 +200,97 @@ void ServingLoop::Apply(const strata::v1::StepResult& result) {
 }
 
 void ServingLoop::Run() {
-  std::vector<ScheduledSeq> step;
+  struct InFlight {
+    uint64_t step_id;
+    std::vector<ScheduledSeq> seqs;
+  };
+  std::deque<InFlight> in_flight;  // oldest first; workers run plans in the order they are sent
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    // Cancellations first: their blocks are free for this step.
+    // Cancellations first, so their blocks are free for the next plan. A sequence inside a step
+    // still running is cancelled once that step is back.
+    std::vector<uint64_t> later;
     for (uint64_t id : cancelled_) {
       auto it = active_.find(id);
-      if (it != active_.end()) Finish(id, *it->second, strata::v1::FINISH_REASON_CANCELLED, absl::CancelledError("cancelled"));
+      if (it == active_.end()) continue;
+      const Sequence* seq = scheduler_.Find(id);
+      if (seq != nullptr && seq->in_flight) {
+        later.push_back(id);
+        continue;
+      }
+      Finish(id, *it->second, strata::v1::FINISH_REASON_CANCELLED, absl::CancelledError("cancelled"));
     }
-    cancelled_.clear();
+    cancelled_.swap(later);
     if (!workers_->ready()) {
-      if (!active_.empty()) FailAll(absl::UnavailableError("the workers are not ready"));
-      cv_.wait_for(lock, std::chrono::milliseconds(200));
+      for (auto& f : in_flight) scheduler_.Abandoned(f.seqs);
+      in_flight.clear();
+      if (ever_ready_) {
+        WorkersLost("a worker went away");
+        if (!active_.empty() && absl::Now() - down_since_ > recovery_timeout_) {
+          FailAll(absl::UnavailableError(absl::StrCat("the worker group has been down for more than ",
+                                                      absl::FormatDuration(recovery_timeout_))));
+        }
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
       continue;
     }
-    scheduler_.Schedule(&step);
-    if (step.empty()) {
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_ || !cancelled_.empty() || scheduler_.n_waiting() > 0; });
+    if (!ever_ready_ || down_since_ != absl::InfinitePast()) {
+      if (ever_ready_) std::fprintf(stderr, "strata-coordinator: worker group back; resuming %d requests\n",
+                                    static_cast<int>(active_.size()));
+      ever_ready_ = true;
+      down_since_ = absl::InfinitePast();
+    }
+    // Keep up to `depth_` plans in flight over disjoint sequences, so with P pipeline stages
+    // stage 0 starts the next plan while later stages finish the previous ones.
+    while (static_cast<int>(in_flight.size()) < depth_) {
+      InFlight f;
+      scheduler_.Schedule(&f.seqs);
+      if (f.seqs.empty()) break;
+      CoordinatorMessage msg;
+      BuildStep(f.seqs, &msg);
+      f.step_id = msg.step().step_id();
+      in_flight.push_back(std::move(f));
+      // Sent unlocked so RPC threads can submit and cancel meanwhile; scheduled sequences stay
+      // alive because only this thread removes sequences, and not while they are in flight.
+      lock.unlock();
+      absl::Status sent = workers_->SendToAll(msg);
+      lock.lock();
+      if (!sent.ok()) break;  // the wait below reports the broken group
+    }
+    if (in_flight.empty()) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200),
+                   [&] { return stop_ || !cancelled_.empty() || scheduler_.n_waiting() > 0; });
       continue;
     }
-    CoordinatorMessage msg;
-    BuildStep(step, &msg);
-    const uint64_t step_id = msg.step().step_id();
-    // The network round trip runs unlocked so RPC threads can submit and cancel meanwhile; the
-    // scheduled sequences stay alive because only this thread removes sequences.
+    InFlight f = std::move(in_flight.front());
+    in_flight.pop_front();
     lock.unlock();
-    absl::Status sent = workers_->SendToAll(msg);
-    absl::StatusOr<strata::v1::StepResult> result =
-        sent.ok() ? workers_->WaitResult(step_id, step_timeout_) : absl::StatusOr<strata::v1::StepResult>(sent);
+    absl::StatusOr<strata::v1::StepResult> result = workers_->WaitResult(f.step_id, step_timeout_);
     lock.lock();
     ++steps_;
-    if (result.ok() && !result->error().empty()) result = absl::InternalError(absl::StrCat("worker error: ", result->error()));
+    if (result.ok() && !result->error().empty()) {
+      result = absl::InternalError(absl::StrCat("worker error: ", result->error()));
+    }
     if (!result.ok()) {
-      std::fprintf(stderr, "strata-coordinator: step %llu failed: %s\n", static_cast<unsigned long long>(step_id),
+      std::fprintf(stderr, "strata-coordinator: step %llu failed: %s\n", static_cast<unsigned long long>(f.step_id),
                    std::string(result.status().message()).c_str());
-      FailAll(absl::UnavailableError(absl::StrCat("the step failed: ", result.status().message())));
+      scheduler_.Abandoned(f.seqs);
+      for (auto& g : in_flight) scheduler_.Abandoned(g.seqs);
+      in_flight.clear();
+      if (result.status().code() == absl::StatusCode::kInternal) {
+        // The workers ran the step and reported an error: a bug, not a lost worker; retrying
+        // would fail the same way.
+        FailAll(absl::InternalError(std::string(result.status().message())));
+      } else {
+        // A worker went away or hung: drop the group (a supervisor restarts it) and keep the requests.
+        WorkersLost(std::string(result.status().message()));
+      }
       continue;
     }
-    scheduler_.Committed(step);
+    scheduler_.Committed(f.seqs);
     Apply(*result);
   }
+  for (auto& f : in_flight) scheduler_.Abandoned(f.seqs);
 }
 
 }  // namespace strata::coordinator

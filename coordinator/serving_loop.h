@@ -45,8 +45,11 @@ struct SubmitRequest {
 
 class ServingLoop {
  public:
+  // `depth`: step plans kept in flight (the number of pipeline stages, so every stage has work).
+  // `recovery_timeout`: how long requests wait for a worker group that went away to come back
+  // before they end with UNAVAILABLE.
   ServingLoop(const Tokenizer* tokenizer, int32_t n_ctx, const SchedulerConfig& config, WorkerPool* workers,
-              absl::Duration step_timeout);
+              absl::Duration step_timeout, int depth = 1, absl::Duration recovery_timeout = absl::Seconds(60));
   ~ServingLoop();
 
   // Queues a request; its responses arrive on the returned channel. RESOURCE_EXHAUSTED when the
@@ -78,6 +81,8 @@ class ServingLoop {
   void Run();
   void Finish(uint64_t id, Active& a, strata::v1::FinishReason reason, const absl::Status& status);
   void FailAll(const absl::Status& status);
+  // The worker group is gone or broken: keep every request, to be recomputed when it is back.
+  void WorkersLost(const std::string& why);
   void BuildStep(const std::vector<ScheduledSeq>& step, strata::v1::CoordinatorMessage* msg);
   void Apply(const strata::v1::StepResult& result);
 
@@ -85,7 +90,11 @@ class ServingLoop {
   const int32_t n_ctx_;
   WorkerPool* workers_;
   const absl::Duration step_timeout_;
+  const int depth_;
+  const absl::Duration recovery_timeout_;
   mutable std::mutex mu_;
+  bool ever_ready_ = false;           // guarded by mu_: the group was complete at least once
+  absl::Time down_since_ = absl::InfinitePast();  // guarded by mu_: when the group went away
   std::condition_variable cv_;
   Scheduler scheduler_;                               // guarded by mu_
   std::unordered_map<uint64_t, std::unique_ptr<Active>> active_;  // guarded by mu_

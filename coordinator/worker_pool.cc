@@ -60,6 +60,7 @@ grpc::Status WorkerPool::Attach(grpc::ServerContext* context, Stream* stream) {
     taken = w.stream != nullptr;
     if (!closing && !taken) {
       w.stream = stream;
+      w.context = context;
       w.hello = hello;
       w.ready = false;
     }
@@ -94,6 +95,7 @@ grpc::Status WorkerPool::Attach(grpc::ServerContext* context, Stream* stream) {
     std::lock_guard<std::mutex> write_lock(w.write_mu);  // no writer may still be using the stream
     std::lock_guard<std::mutex> lock(mu_);
     w.stream = nullptr;
+    w.context = nullptr;
     w.ready = false;
     ++generation_;
     results_cv_.notify_all();
@@ -154,6 +156,16 @@ void WorkerPool::Shutdown(const std::string& reason) {
     }
     if (s != nullptr) s->Write(m);
   }
+}
+
+void WorkerPool::DropAll(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Worker& w : workers_) {
+    if (w.context != nullptr) w.context->TryCancel();  // its Attach call returns and frees the place
+  }
+  ++generation_;
+  results_cv_.notify_all();
+  std::fprintf(stderr, "strata-coordinator: disconnecting the worker group: %s\n", reason.c_str());
 }
 
 std::vector<strata::v1::WorkerStatus> WorkerPool::Status() const {

@@ -38,6 +38,9 @@ class WorkerPool final : public strata::v1::Cluster::Service {
   absl::StatusOr<strata::v1::StepResult> WaitResult(uint64_t step_id, absl::Duration timeout);
   // Tells every worker to exit and stops accepting new ones.
   void Shutdown(const std::string& reason);
+  // Disconnects every attached worker (the group is broken: one died or hung); new workers may
+  // attach afterwards.
+  void DropAll(const std::string& reason);
 
   std::vector<strata::v1::WorkerStatus> Status() const;
 
@@ -45,6 +48,7 @@ class WorkerPool final : public strata::v1::Cluster::Service {
   using Stream = grpc::ServerReaderWriter<strata::v1::CoordinatorMessage, strata::v1::WorkerMessage>;
   struct Worker {
     Stream* stream = nullptr;  // null when not attached
+    grpc::ServerContext* context = nullptr;
     std::mutex write_mu;       // one writer at a time on a stream
     strata::v1::Hello hello;
     bool ready = false;

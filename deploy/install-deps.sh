@@ -8,6 +8,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libopenmpi-dev openmpi-bin iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  python3-grpcio python3-protobuf grpc-proto
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

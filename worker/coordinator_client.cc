@@ -162,6 +162,7 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
   auto executor = PipelineExecutor::Create(bundle->model.get(), &backend, layout,
                                            PipelineGroups{world, tp->get(), pp->get()}, a.kv_block_size(), a.kv_blocks());
   if (!executor.ok()) Abort(rank, std::string(executor.status().message()));
+  (*executor)->set_broadcast_results(false);  // only the last stage reports; others run ahead
   int64_t rss = 0, peak = 0;
   ResidentBytes(&rss, &peak);
   WorkerMessage ready;

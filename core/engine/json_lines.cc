@@ -4,32 +4,9 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/utf8.h"
 
 namespace strata {
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
-size_t Utf8Length(const std::string& s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f;
-  else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f;
-  else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3f);
-  }
-  static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;  // overlong, range, surrogate
-  return n;
-}
-
-}  // namespace
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -48,7 +25,7 @@ std::string JsonString(const std::string& s) {
         default: std::snprintf(buf, sizeof(buf), "\\u%04x", c); out += buf;
       }
       ++i;
-    } else if (const size_t n = Utf8Length(s, i); n > 0) {
+    } else if (const size_t n = ValidUtf8Length(s, i); n > 0) {
       out.append(s, i, n);
       i += n;
     } else {

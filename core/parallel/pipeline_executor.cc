@@ -82,7 +82,7 @@ absl::Status PipelineExecutor::Step(const Batch& batch, const std::vector<Sample
   out->resize(rows.size());
   if (layout_.last_stage() && !rows.empty()) STRATA_RETURN_IF_ERROR(SampleLastStage(rows, out));
   // The last stage's tensor rank 0 tells everyone which tokens came out.
-  if (!rows.empty()) {
+  if (broadcast_results_ && !rows.empty()) {
     STRATA_RETURN_IF_ERROR(groups_.world->Broadcast(out->data(), static_cast<int64_t>(rows.size() * sizeof(SampledToken)),
                                                     layout_.RankOf(layout_.pp - 1, 0)));
   }

@@ -38,6 +38,11 @@ class PipelineExecutor final : public StepExecutor {
   absl::Status Step(const Batch& batch, const std::vector<SampleRequest>& rows,
                     std::vector<SampledToken>* out) override;
 
+  // Standalone runs (every process runs the engine) need the sampled tokens everywhere; under a
+  // coordinator only the last stage reports them, and skipping the broadcast lets stage 0 start
+  // the next step plan while later stages are still busy (pipelining).
+  void set_broadcast_results(bool on) { broadcast_results_ = on; }
+
   // Seconds spent in communication (send/recv between stages, sampling exchange, broadcast) and
   // in the whole step, accumulated; the all-reduces inside the model count as compute here.
   double comm_seconds() const { return comm_seconds_; }
@@ -63,6 +68,7 @@ class PipelineExecutor final : public StepExecutor {
   std::vector<Candidate> local_;   // [vocab slice] candidates being ranked
   std::vector<char> send_, recv_;  // candidate exchange
   double comm_seconds_ = 0, step_seconds_ = 0;
+  bool broadcast_results_ = true;
 };
 
 }  // namespace strata

@@ -1,7 +1,15 @@
-// Every CPU backend op against the naive double-precision reference in reference_ops.h.
+// Every CPU backend op against the naive double-precision reference in reference_ops.h, for every
+// kernel set this CPU has (portable and AVX2) and several thread counts; plus the bit-exact
+// batch- and thread-invariance the engine relies on.
+#include <atomic>
+#include <chrono>
+#include <cstring>
 #include <random>
+#include <thread>
+#include <tuple>
 
 #include "core/backend/cpu/cpu_backend.h"
+#include "core/backend/cpu/thread_pool.h"
 #include "gtest/gtest.h"
 #include "tests/core/reference_ops.h"
 
@@ -24,27 +32,167 @@ void ExpectClose(const std::vector<float>& a, const std::vector<float>& b, float
   }
 }
 
-class CpuBackendTest : public ::testing::TestWithParam<int> {
+// A weight of `rows` × `cols` random values in [-1, 1], stored as `t`.
+struct Weight {
+  std::vector<uint8_t> bytes;
+  Tensor tensor;
+};
+Weight MakeWeight(DType t, int rows, int cols, uint32_t seed) {
+  const std::vector<float> wf = Random(static_cast<size_t>(rows) * cols, seed);
+  Weight w;
+  w.bytes.resize(RowBytes(t, cols) * rows);
+  for (int r = 0; r < rows; ++r) QuantizeRow(t, &wf[r * cols], w.bytes.data() + r * RowBytes(t, cols), cols);
+  w.tensor = Tensor{t, rows, cols, w.bytes.data()};
+  return w;
+}
+
+// Σ_k |x_k · w_k| for every output: scales the bound on f32 rounding error of a dot product.
+std::vector<double> AbsDots(const float* x, const Tensor& w, int n) {
+  std::vector<double> s(static_cast<size_t>(n) * w.rows);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const std::vector<float> wr = ref::WeightRow(w, r);
+    for (int i = 0; i < n; ++i) {
+      double a = 0;
+      for (int64_t c = 0; c < w.cols; ++c) a += std::fabs(double(x[i * w.cols + c]) * wr[c]);
+      s[i * w.rows + r] = a;
+    }
+  }
+  return s;
+}
+
+bool BitEqual(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+// Parameters: thread count and kernel set.
+using Param = std::tuple<int, cpu::Isa>;
+
+class CpuBackendTest : public ::testing::TestWithParam<Param> {
  protected:
-  CpuBackend backend_{CpuBackendOptions{GetParam()}};
+  void SetUp() override {
+    if (std::get<1>(GetParam()) == cpu::Isa::kAvx2 && cpu::DetectIsa() != cpu::Isa::kAvx2) {
+      GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C";
+    }
+  }
+  static CpuBackendOptions Options() {
+    CpuBackendOptions o;
+    o.n_threads = std::get<0>(GetParam());
+    o.isa = std::get<1>(GetParam());
+    return o;
+  }
+  CpuBackend backend_{Options()};
 };
 
-TEST_P(CpuBackendTest, MatMulEveryDType) {
-  const int n = 5, rows = 67, cols = 96;  // odd row count: uneven split over threads
-  const std::vector<float> x = Random(n * cols, 1);
-  const std::vector<float> wf = Random(rows * cols, 2);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
-    std::vector<uint8_t> wq(RowBytes(t, cols) * rows);
-    for (int r = 0; r < rows; ++r) QuantizeRow(t, wf.data() + r * cols, wq.data() + r * RowBytes(t, cols), cols);
-    const Tensor w{t, rows, cols, wq.data()};
-    std::vector<float> got(n * rows), want(n * rows);
-    backend_.MatMul(got.data(), x.data(), w, n);
-    ref::MatMul(want.data(), x.data(), w, n);
-    // Same dequantized weights on both sides: only f32 accumulation order differs, so the error
-    // is bounded by ~cols * eps * sum|x·w| (≈ 96 * 6e-8 * 96 here).
-    SCOPED_TRACE(DTypeName(static_cast<uint32_t>(t)));
-    ExpectClose(got, want, 1e-4f, 1e-5f);
+TEST_P(CpuBackendTest, UsesTheRequestedKernels) { EXPECT_EQ(backend_.isa(), std::get<1>(GetParam())); }
+
+// F32, F16 and BF16 weights against the double reference on the same (exactly converted) weights,
+// over shapes that hit every remainder: n below and above the blocked-kernel threshold and not a
+// multiple of the 4-token tile, rows not a multiple of the 3/4-row tiles or the 12-row panel,
+// columns not a multiple of 8 (stories260K's n_ff = 172) and across the 256-column k-block.
+TEST_P(CpuBackendTest, MatMulFloatWeights) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int cols : {8, 13, 172, 300, 556}) {
+      for (int rows : {1, 5, 67}) {
+        for (int n : {1, 2, 3, 5, 17, 64}) {
+          SCOPED_TRACE(DTypeName(static_cast<uint32_t>(t)) + " cols " + std::to_string(cols) + " rows " +
+                       std::to_string(rows) + " n " + std::to_string(n));
+          const Weight w = MakeWeight(t, rows, cols, 2 + cols);
+          const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 1 + n);
+          std::vector<float> got(n * rows), want(n * rows);
+          backend_.MatMul(got.data(), x.data(), w.tensor, n);
+          ref::MatMul(want.data(), x.data(), w.tensor, n);
+          // Only the f32 summation differs from the exact sum: each lane adds about cols/8 terms and
+          // the final tree 3 more, so |error| <= (cols/8 + 4) · 2^-24 · Σ|x·w| (doubled for margin).
+          const std::vector<double> abs = AbsDots(x.data(), w.tensor, n);
+          for (size_t i = 0; i < got.size(); ++i) {
+            const double bound = 2 * (cols / 8 + 4) * 0x1p-24 * abs[i] + 1e-30;
+            ASSERT_NEAR(got[i], want[i], bound) << "at " << i;
+          }
+        }
+      }
+    }
   }
+}
+
+// Q8_0 weights with int8 activations. Against a reference that quantizes x the same way, only the
+// float scaling and summation of exact integer (partial) block sums differ: one rounding of
+// d_x·d_w, one per accumulation step and three in the final sum, so (blocks + 4) · 2^-24 relative
+// to Σ_b |d_x d_w| Σ |q_x q_w| (doubled for margin). Against the f32 reference on the same weights, the activation rounding
+// adds at most d_x/2 = max|x_block|/254 per element, times |w|.
+TEST_P(CpuBackendTest, MatMulQ8) {
+  for (int cols : {32, 96, 576}) {
+    for (int rows : {1, 5, 67}) {
+      for (int n : {1, 2, 3, 5, 17, 64}) {
+        SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " n " + std::to_string(n));
+        const Weight w = MakeWeight(DType::kQ8_0, rows, cols, 3 + cols);
+        const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 4 + n, 3.0f);
+        std::vector<float> got(n * rows), want_q(n * rows), want_f(n * rows);
+        backend_.MatMul(got.data(), x.data(), w.tensor, n);
+        const ref::Q8Act xq = ref::QuantizeQ8Act(x.data(), n, cols);
+        ref::MatMulQ8Act(want_q.data(), xq, w.tensor, n);
+        ref::MatMul(want_f.data(), x.data(), w.tensor, n);
+        const int64_t nb = cols / kQ8Block;
+        for (int i = 0; i < n; ++i) {
+          for (int r = 0; r < rows; ++r) {
+            const auto* wb = static_cast<const BlockQ8_0*>(w.tensor.row(r));
+            double scaled = 0, quant = 0;
+            for (int64_t b = 0; b < nb; ++b) {
+              int64_t iabs = 0;
+              double wabs = 0;
+              for (int k = 0; k < kQ8Block; ++k) {
+                iabs += std::abs(int64_t(xq.qs[(i * nb + b) * kQ8Block + k]) * wb[b].qs[k]);
+                wabs += std::fabs(F16ToF32(wb[b].d) * wb[b].qs[k]);
+              }
+              scaled += std::fabs(double(xq.d[i * nb + b]) * F16ToF32(wb[b].d)) * double(iabs);
+              quant += xq.d[i * nb + b] / 2 * wabs;
+            }
+            const size_t at = static_cast<size_t>(i) * rows + r;
+            ASSERT_NEAR(got[at], want_q[at], 2 * (nb + 5) * 0x1p-24 * scaled + 1e-30) << "at " << at;
+            ASSERT_NEAR(got[at], want_f[at], quant * 1.01 + 1e-5) << "at " << at;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The engine's batch invariance: a token row gives bit-identical outputs alone (n = 1), in a
+// small batch and in a large one, at any position, for every dtype and any thread count.
+TEST_P(CpuBackendTest, MatMulBatchInvariant) {
+  CpuBackend one_thread(CpuBackendOptions{1, std::get<1>(GetParam())});
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    const int cols = t == DType::kQ8_0 ? 576 : 556, rows = 67;
+    const Weight w = MakeWeight(t, rows, cols, 5);
+    for (int n : {70, 9, 5, 2}) {
+      SCOPED_TRACE(DTypeName(static_cast<uint32_t>(t)) + " n " + std::to_string(n));
+      const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 6);
+      std::vector<float> batch(n * rows), batch1(n * rows), solo(rows);
+      backend_.MatMul(batch.data(), x.data(), w.tensor, n);
+      one_thread.MatMul(batch1.data(), x.data(), w.tensor, n);
+      ASSERT_TRUE(BitEqual(batch.data(), batch1.data(), batch.size())) << "thread count changed the result";
+      for (int i = 0; i < n; ++i) {
+        backend_.MatMul(solo.data(), x.data() + static_cast<size_t>(i) * cols, w.tensor, 1);
+        ASSERT_TRUE(BitEqual(solo.data(), batch.data() + static_cast<size_t>(i) * rows, rows)) << "token row " << i;
+      }
+    }
+  }
+}
+
+// Q8 activation quantization is the same bits in every kernel set (the reference spells it out).
+TEST_P(CpuBackendTest, QuantizeQ8MatchesReference) {
+  const int n = 3, cols = 96;
+  std::vector<float> x = Random(n * cols, 7, 5.0f);
+  for (int k = 0; k < 32; ++k) x[32 + k] = 0.0f;  // an all-zero block: d = 0
+  // Block 2 with max|x| = 127, so d = 1 and ties are exact: 2.5 → 2, -3.5 → -4, 0.5 → 0.
+  x[64] = 127.0f;
+  x[65] = 2.5f;
+  x[66] = -3.5f;
+  x[67] = 0.5f;
+  const cpu::Kernels& k = cpu::GetKernels(std::get<1>(GetParam()));
+  std::vector<int8_t> qs(n * cols);
+  std::vector<float> d(n * cols / kQ8Block);
+  k.quantize_q8(cpu::Q8Rows{qs.data(), d.data(), cols}, x.data(), 0, n);
+  const ref::Q8Act want = ref::QuantizeQ8Act(x.data(), n, cols);
+  EXPECT_EQ(qs, want.qs);
+  EXPECT_EQ(d, want.d);
 }
 
 TEST_P(CpuBackendTest, Norms) {
@@ -78,6 +226,13 @@ TEST_P(CpuBackendTest, Activations) {
   backend_.SwiGlu(got.data(), g.data(), u.data(), 100);
   for (int i = 0; i < 100; ++i) want[i] = static_cast<float>(ref::Silu(g[i]) * u[i]);
   ExpectClose(got, want, 1e-6f, 1e-5f);
+  // Far tails of the vector exp: silu(-100) ≈ -4e-42 and silu(100) = 100.
+  const float tails_g[3] = {-100.0f, 100.0f, -20.0f}, tails_u[3] = {1.0f, 1.0f, 1.0f};
+  float tails[3];
+  backend_.SwiGlu(tails, tails_g, tails_u, 3);
+  EXPECT_NEAR(tails[0], 0.0f, 1e-30f);
+  EXPECT_EQ(tails[1], 100.0f);
+  EXPECT_NEAR(tails[2], ref::Silu(-20.0), 1e-5 * ref::Silu(-20.0) * -1);
   got = g;
   backend_.Gelu(got.data(), 100);
   for (int i = 0; i < 100; ++i) want[i] = static_cast<float>(ref::Gelu(g[i]));
@@ -153,8 +308,59 @@ TEST_P(CpuBackendTest, PagedAttentionMixedBatch) {
   ExpectClose(got, want, 1e-5f, 1e-4f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, CpuBackendTest, ::testing::Values(1, 3),
-                         [](const ::testing::TestParamInfo<int>& i) { return "threads" + std::to_string(i.param); });
+// TinyLlama's attention shape (32 query heads over 4 KV heads, head_dim 64) on one sequence of 37
+// tokens in scattered 16-slot blocks: each token's output is bit-identical whether the 37 come as
+// one prefill step or one at a time as decode steps, and close to dense double attention.
+TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
+  const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 37;
+  const std::vector<int32_t> table = {5, 0, 3};
+  std::vector<float> kc(6 * bs * kv_dim), vc(6 * bs * kv_dim);
+  const KvLayerView kv{kc.data(), vc.data(), bs, kv_dim};
+  const std::vector<float> K = Random(len * kv_dim, 50), V = Random(len * kv_dim, 51);
+  const std::vector<float> q = Random(len * heads * hd, 52, 2.0f);
+  const AttentionShape shape{heads, kv_heads, hd, 1.0f / 8.0f};
+  std::vector<int32_t> ids(len, 0);
+  Batch all;
+  all.AddSequence(ids.data(), len, 0, table, bs, true);
+  backend_.StoreKv(kv, K.data(), V.data(), all.slots.data(), len);
+  std::vector<float> together(len * heads * hd), alone(heads * hd), want(heads * hd);
+  backend_.Attention(together.data(), q.data(), kv, all, shape);
+  for (int p = 0; p < len; ++p) {
+    Batch one;
+    one.AddSequence(ids.data(), 1, p, table, bs, true);
+    backend_.Attention(alone.data(), q.data() + p * heads * hd, kv, one, shape);
+    ASSERT_TRUE(BitEqual(alone.data(), together.data() + p * heads * hd, heads * hd)) << "position " << p;
+    ref::AttentionOne(want.data(), q.data() + p * heads * hd, K, V, p + 1, heads, kv_heads, hd);
+    ExpectClose(alone, want, 1e-5f, 1e-4f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, CpuBackendTest,
+                         ::testing::Combine(::testing::Values(1, 3),
+                                            ::testing::Values(cpu::Isa::kPortable, cpu::Isa::kAvx2)),
+                         [](const ::testing::TestParamInfo<Param>& i) {
+                           return std::string(cpu::IsaName(std::get<1>(i.param))) + "_threads" +
+                                  std::to_string(std::get<0>(i.param));
+                         });
+
+// Every item handed out exactly once, job after job, including after the workers fell asleep.
+TEST(ThreadPool, CoversEveryItemOnceAcrossSleeps) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(1000);
+  for (int job = 0; job < 200; ++job) {
+    if (job % 50 == 49) {  // let the workers pass their spin window and sleep
+      std::this_thread::sleep_for(std::chrono::nanoseconds(2 * ThreadPool::kSpinNs));
+    }
+    const int64_t n = 1 + job * 5 % 1000, grain = 1 + job % 7;
+    for (auto& h : hits) h.store(0);
+    pool.ParallelFor(n, grain, [&](int64_t b, int64_t e, int thread) {
+      ASSERT_GE(thread, 0);
+      ASSERT_LT(thread, 3);
+      for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(hits[i].load(), i < n ? 1 : 0) << "job " << job << " item " << i;
+  }
+}
 
 }  // namespace
 }  // namespace strata

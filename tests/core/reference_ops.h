@@ -2,6 +2,7 @@
 // precision. Every fast kernel is tested against these.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -24,6 +25,44 @@ inline void MatMul(float* out, const float* x, const Tensor& w, int n) {
     for (int i = 0; i < n; ++i) {
       double s = 0;
       for (int64_t c = 0; c < w.cols; ++c) s += double(x[i * w.cols + c]) * wr[c];
+      out[i * w.rows + r] = static_cast<float>(s);
+    }
+  }
+}
+
+// The activation quantization the Q8_0 kernels use: per block of 32, d = max|x| / 127 (f32) and
+// q = round-half-even(x · (1/d)).
+struct Q8Act {
+  std::vector<int8_t> qs;  // [n, cols]
+  std::vector<float> d;    // [n, cols / 32]
+};
+inline Q8Act QuantizeQ8Act(const float* x, int n, int64_t cols) {
+  Q8Act q;
+  q.qs.resize(n * cols);
+  q.d.resize(n * cols / kQ8Block);
+  for (int64_t b = 0; b < n * cols / kQ8Block; ++b) {
+    float amax = 0;
+    for (int k = 0; k < kQ8Block; ++k) amax = std::max(amax, std::fabs(x[b * kQ8Block + k]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    q.d[b] = d;
+    for (int k = 0; k < kQ8Block; ++k) q.qs[b * kQ8Block + k] = static_cast<int8_t>(std::nearbyint(x[b * kQ8Block + k] * id));
+  }
+  return q;
+}
+
+// out[n, w.rows] = Σ_b d_x · d_w · Σ q_x q_w for Q8_0 weights and activations quantized as above,
+// in double.
+inline void MatMulQ8Act(float* out, const Q8Act& x, const Tensor& w, int n) {
+  const int64_t nb = w.cols / kQ8Block;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const auto* wb = static_cast<const BlockQ8_0*>(w.row(r));
+    for (int i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int64_t isum = 0;
+        for (int k = 0; k < kQ8Block; ++k) isum += int64_t(x.qs[(i * nb + b) * kQ8Block + k]) * wb[b].qs[k];
+        s += double(x.d[i * nb + b]) * F16ToF32(wb[b].d) * double(isum);
+      }
       out[i * w.rows + r] = static_cast<float>(s);
     }
   }

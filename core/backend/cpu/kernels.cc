@@ -42,6 +42,7 @@ const Kernels& Avx2Kernels() {
   static const Kernels k = [] {
     Kernels t;
     t.isa = Isa::kAvx2;
+    avx2::InitQ8Tables();
     t.matmul_float_scratch = avx2::MatMulFloatScratch;
     t.matmul_float = avx2::MatMulFloat;
     t.quantize_q8 = avx2::QuantizeQ8;
@@ -52,6 +53,6 @@ const Kernels& Avx2Kernels() {
   }();
   return k;
 }
+#endif
 
 }  // namespace strata::cpu
-#endif

@@ -11,6 +11,7 @@ namespace strata::cpu::avx2 {
 size_t MatMulFloatScratch(int n, int64_t cols);
 void MatMulFloat(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
                  int64_t r1, KernelScratch scratch);
+void InitQ8Tables();  // once, before MatMulQ8 runs
 void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1);
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1);
 void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,

@@ -29,10 +29,12 @@
 namespace strata::cpu::avx2 {
 namespace {
 
+// Measured on Zen 3 (docs/cpu-backend.md): a 96-row panel (96 KiB packed, in L2) beat 12-48 rows,
+// 256 columns per k-block beat 128-1024, and blocking the tokens too only lost.
 constexpr int kBlockedMinTokens = 8;
 constexpr int kTileTokens = 4;
 constexpr int kTileRows = 3;
-constexpr int kPanelRows = 4 * kTileRows;
+constexpr int kPanelRows = 32 * kTileRows;
 constexpr int64_t kKBlock = 256;  // multiple of 8, so blocks never move a column to another lane
 
 // Weight loaders: 8 consecutive weights as f32, and the first n of them zero-padded.
@@ -64,13 +66,16 @@ struct BF16W {
 };
 
 // acc[i][j] += x_i · w_j over kfull columns (a multiple of 8), then `tail` (< 8) zero-padded ones.
-template <int MT, int NT, class L>
+template <int MT, int NT, class L, int kPrefetch = 0>
 inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const typename L::T* w, int64_t ldw,
                        int64_t kfull, int tail) {
   for (int64_t k = 0; k < kfull; k += 8) {
     __m256 wv[NT];
 #pragma GCC unroll 8
-    for (int j = 0; j < NT; ++j) wv[j] = L::Load(w + j * ldw + k);
+    for (int j = 0; j < NT; ++j) {
+      if (kPrefetch > 0) _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + k + kPrefetch), _MM_HINT_T0);
+      wv[j] = L::Load(w + j * ldw + k);
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < MT; ++i) {
       const __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
@@ -81,9 +86,12 @@ inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const
   if (tail != 0) {
     const __m256i mask = TailMask(tail);
     __m256 wv[NT];
+#pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) wv[j] = L::LoadN(w + j * ldw + kfull, tail);
+#pragma GCC unroll 4
     for (int i = 0; i < MT; ++i) {
       const __m256 xv = _mm256_maskload_ps(x + i * ldx + kfull, mask);
+#pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
@@ -97,7 +105,10 @@ void DirectTile(float* out, int64_t ldo, const float* x, int64_t ldx, const type
   __m256 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
-  Accumulate<MT, NT, L>(acc, x, ldx, w, ldw, cols & ~int64_t{7}, static_cast<int>(cols & 7));
+#ifndef F_PF
+#define F_PF 0
+#endif
+  Accumulate<MT, NT, L, F_PF / sizeof(typename L::T)>(acc, x, ldx, w, ldw, cols & ~int64_t{7}, static_cast<int>(cols & 7));
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) out[i * ldo + j] = Hsum(acc[i][j]);
 }
@@ -158,11 +169,15 @@ template <int MT, int NT>
 void BlockedTile(float* state, const float* x, int64_t ldx, const float* wp, int64_t kfull, int tail, bool first,
                  bool last, float* out, int64_t ldo) {
   __m256 acc[MT][NT];
+#pragma GCC unroll 4
   for (int i = 0; i < MT; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NT; ++j)
       acc[i][j] = first ? _mm256_setzero_ps() : _mm256_load_ps(state + (i * kPanelRows + j) * 8);
   Accumulate<MT, NT, F32W>(acc, x, ldx, wp, kKBlock, kfull, tail);
+#pragma GCC unroll 4
   for (int i = 0; i < MT; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NT; ++j) {
       if (last) {
         out[i * ldo + j] = Hsum(acc[i][j]);
@@ -201,14 +216,23 @@ void MatMulBlocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, 
     const int np = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - p));
     for (int64_t k0 = 0; k0 < cols; k0 += kKBlock) {
       const int64_t kc = std::min(kKBlock, cols - k0);
+      const int64_t kfull = kc & ~int64_t{7};
+      const int tail = static_cast<int>(kc & 7);
       const bool first = k0 == 0, last = k0 + kc == cols;
       PackPanel<L>(wp, wd, cols, p, np, k0, kc);
       for (int i = 0; i < n; i += kTileTokens) {
         const int mt = std::min(kTileTokens, n - i);
-        for (int j = 0; j < np; j += kTileRows) {
+        float* st = state + static_cast<int64_t>(i) * kPanelRows * 8;
+        int j = 0;
+        if (mt == kTileTokens) {  // the common case, called directly so that it inlines
+          for (; j + kTileRows <= np; j += kTileRows) {
+            BlockedTile<kTileTokens, kTileRows>(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull, tail,
+                                                first, last, out + i * ldo + p + j, ldo);
+          }
+        }
+        for (; j < np; j += kTileRows) {
           const int nt = std::min(kTileRows, np - j);
-          BlockedForTile(mt, nt)(state + (static_cast<int64_t>(i) * kPanelRows + j) * 8, x + i * ldx + k0, ldx,
-                                 wp + j * kKBlock, kc & ~int64_t{7}, static_cast<int>(kc & 7), first, last,
+          BlockedForTile(mt, nt)(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull, tail, first, last,
                                  out + i * ldo + p + j, ldo);
         }
       }

@@ -3,12 +3,12 @@
 // partial sums, and only those are scaled in floating point.
 //
 // Canonical order of one output out[i, r]: an 8-float accumulator starts at +0; for each block b
-// in increasing order, lane l gets fma(float(s_l), d_x[i,b] · d_w[r,b], acc_l), where s_l is the
+// in increasing order, lane l gets fma(float(s_l) · d_w[r,b], d_x[i,b], acc_l), where s_l is the
 // exact integer sum of the products of columns 4l..4l+3 of the block; then Hsum(). Integer sums
 // are exact, so only the block order matters, and every tile and thread keeps it.
 //
 // Without VNNI the int8 product takes the sign trick: maddubs wants unsigned × signed, so it gets
-// |w| and x·sign(w) (same product), summing adjacent pairs into int16 (|2·127·127| < 2^15: no
+// |x| and w·sign(x) (same product), summing adjacent pairs into int16 (|2·127·127| < 2^15: no
 // saturation), and madd with ones sums pairs again into int32.
 #if defined(__x86_64__)
 
@@ -23,33 +23,50 @@ namespace strata::cpu::avx2 {
 namespace {
 
 constexpr int kPanelRows = 12;  // rows whose blocks stay in L2 while every token tile passes over them
+// Decode reads one row at a time (one sequential stream, which the memory system serves best
+// here) with a software prefetch one 2048-column row (64 blocks, 2 KiB) ahead; 2, 4 and 8
+// interleaved rows, or shorter distances, were slower (docs/cpu-backend.md).
+constexpr int kPrefetchBlocks = 64;
 
-// Weight-stationary tile: MT token rows × NT weight rows, all blocks.
+// f16 → f32 for every half: a Q8_0 block's scale costs one table load instead of an insert and
+// a conversion. Filled by InitQ8Tables() before the kernels are handed out.
+float g_f16_to_f32[1 << 16];
+
+// Weight-stationary tile: MT token rows × NT weight rows, all blocks. Both scales arrive as
+// broadcasts straight from memory (load ports, no shuffles), and per pair of rows the float work
+// is one multiply and one FMA.
 template <int MT, int NT>
 void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_0* w, int64_t nb) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MT][NT];
-  for (int i = 0; i < MT; ++i)
+  const int8_t* xqs[MT];
+  const float* xds[MT];
+  for (int i = 0; i < MT; ++i) {
+    xqs[i] = x.row_qs(i0 + i);
+    xds[i] = x.row_d(i0 + i);
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i wabs[NT];
-    float dw[NT];
+    __m256i wq[NT];
+    __m256 dw[NT];
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) {
       const BlockQ8_0& blk = w[j * nb + b];
-      wabs[j] = _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)));
-      dw[j] = _cvtsh_ss(blk.d);
+      _mm_prefetch(reinterpret_cast<const char*>(&blk + kPrefetchBlocks), _MM_HINT_T0);
+      wq[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+      dw[j] = _mm256_broadcast_ss(&g_f16_to_f32[blk.d]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < MT; ++i) {
-      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.row_qs(i0 + i) + b * kQ8Block));
-      const float dx = x.row_d(i0 + i)[b];
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xqs[i] + b * kQ8Block));
+      const __m256i xabs = _mm256_abs_epi8(xq);
+      const __m256 dx = _mm256_broadcast_ss(xds[i] + b);
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j) {
-        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j * nb + b].qs));
-        const __m256i p16 = _mm256_maddubs_epi16(wabs[j], _mm256_sign_epi8(xq, wq));
-        const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dx * dw[j]), acc[i][j]);
+        // |x| · (w · sign x) = x · w, byte by byte.
+        const __m256i p16 = _mm256_maddubs_epi16(xabs, _mm256_sign_epi8(wq[j], xq));
+        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), dw[j]);
+        acc[i][j] = _mm256_fmadd_ps(s, dx, acc[i][j]);
       }
     }
   }
@@ -65,6 +82,10 @@ constexpr TileFn TileFor(int nt) {
 }
 
 }  // namespace
+
+void InitQ8Tables() {
+  for (uint32_t h = 0; h < (1u << 16); ++h) g_f16_to_f32[h] = _cvtsh_ss(static_cast<uint16_t>(h));
+}
 
 void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
   const int64_t nb = q.cols / kQ8Block;
@@ -103,17 +124,17 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQ8Block;
   const auto* wd = static_cast<const BlockQ8_0*>(w.data);
-  // Decode: 1-2 tokens × 4 rows keeps four independent streams in flight. Prefill: 3 × 3 tiles
-  // (9 accumulators + 3 |w| + x + constants fill the 16 registers).
-  const int tile_tokens = n <= 2 ? n : 3;
-  const int tile_rows = n <= 2 ? 4 : 3;
+  // Decode: 1-2 tokens × 1 row. Prefill: 4 tokens × 2 rows (8 accumulators, 2 weight blocks and
+  // their scales, |x|, x's scale and temporaries fill the 16 registers).
+  const int tile_tokens = n <= 2 ? n : 4;
+  const int tile_rows = n <= 2 ? 1 : 2;
   for (int64_t p = r0; p < r1; p += kPanelRows) {
     const int64_t pend = std::min(r1, p + kPanelRows);
     for (int i = 0; i < n; i += tile_tokens) {
       const int mt = std::min(tile_tokens, n - i);
       for (int64_t r = p; r < pend; r += tile_rows) {
         const int nt = static_cast<int>(std::min<int64_t>(tile_rows, pend - r));
-        const TileFn fn = mt == 1 ? TileFor<1>(nt) : mt == 2 ? TileFor<2>(nt) : TileFor<3>(nt);
+        const TileFn fn = mt == 1 ? TileFor<1>(nt) : mt == 2 ? TileFor<2>(nt) : mt == 3 ? TileFor<3>(nt) : TileFor<4>(nt);
         fn(out + i * ldo + r, ldo, x, i, wd + r * nb, nb);
       }
     }

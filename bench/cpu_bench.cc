@@ -1,0 +1,338 @@
+// strata-cpu-bench: end-to-end CPU decode and prefill speed of GGUF models, set against this
+// machine's own limits measured in the same run.
+//
+//   strata-cpu-bench --model A.gguf [--model B.gguf ...] [--threads 1,2] [--decode 128]
+//                    [--prompt 512] [--reps 3]
+//
+// For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
+// over a 1 GiB array, split over the threads) and peak fp32 FMA throughput (independent FMA
+// chains held in registers). Then, for each model (in a child process, so that peak resident
+// memory is the model's own), it times through the public engine API (LoadModelBundle, KvCache,
+// Model::Forward):
+//   decode:  a short prompt, then `--decode` single-token steps (greedy); tokens/s, weight bytes
+//            read per token, and bytes/token × tokens/s as a fraction of the read bandwidth;
+//   prefill: one `--prompt`-token step; tokens/s and useful FLOP/s (2 per weight multiply-add of
+//            the layers, plus attention and the one logits row) as a fraction of the FMA peak;
+//   peak RSS (VmHWM) of the child.
+// Each figure is the best of `--reps` runs. Not a test: nothing is asserted.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "core/backend/cpu/cpu_backend.h"
+#include "core/backend/cpu/thread_pool.h"
+#include "core/engine/model_bundle.h"
+#include "core/kv/kv_cache.h"
+#include "core/model/gguf.h"
+
+namespace strata {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// ---- machine limits ----
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) float SumAvx2(const float* p, int64_t n) {
+  // Four independent accumulators: the loop is limited by memory, never by add latency.
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float l[8];
+  _mm256_store_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+// 12 independent chains of 8-wide FMAs: 2 FMA pipes × 4 cycles latency need at least 8.
+__attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float l[8];
+  _mm256_store_ps(l, s);
+  return l[0];
+}
+#endif
+
+float SumPortable(const float* p, int64_t n) {
+  float acc[32] = {};
+  for (int64_t i = 0; i + 32 <= n; i += 32)
+    for (int l = 0; l < 32; ++l) acc[l] += p[i + l];
+  float s = 0;
+  for (float a : acc) s += a;
+  return s;
+}
+
+bool HaveAvx2() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+// Bytes/s reading a 1 GiB array with `threads` threads, each summing its own contiguous part.
+double ReadBandwidth(int threads, int reps) {
+  const int64_t n = int64_t{1} << 28;  // floats = 1 GiB
+  float* data = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+  ThreadPool pool(threads);
+  pool.ParallelFor(threads, 1, [&](int64_t t0, int64_t t1, int) {  // touch the pages in parallel
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t i = t * (n / threads); i < (t + 1) * (n / threads); ++i) data[i] = 1.0f;
+  });
+  volatile float sink = 0;
+  double best = 0;
+  for (int r = 0; r < reps + 1; ++r) {  // the first pass warms up
+    std::vector<float> part(threads);
+    const double t0 = Now();
+    pool.ParallelFor(threads, 1, [&](int64_t a, int64_t b, int) {
+      for (int64_t t = a; t < b; ++t) {
+        const float* p = data + t * (n / threads);
+#if defined(__x86_64__)
+        part[t] = HaveAvx2() ? SumAvx2(p, n / threads) : SumPortable(p, n / threads);
+#else
+        part[t] = SumPortable(p, n / threads);
+#endif
+      }
+    });
+    const double dt = Now() - t0;
+    for (float s : part) sink = sink + s;
+    if (r > 0) best = std::max(best, n * sizeof(float) / dt);
+  }
+  std::free(data);
+  return best;
+}
+
+// fp32 FLOP/s of register-resident FMAs on `threads` threads.
+double PeakFlops(int threads, int reps) {
+  if (!HaveAvx2()) return 0;
+  ThreadPool pool(threads);
+  const int64_t iters = 20'000'000;  // ~0.1 s per thread at ~3 GHz
+  volatile float sink = 0;
+  double best = 0;
+  for (int r = 0; r < reps + 1; ++r) {
+    const double t0 = Now();
+    pool.ParallelFor(threads, 1, [&](int64_t a, int64_t b, int) {
+#if defined(__x86_64__)
+      for (int64_t t = a; t < b; ++t) sink = sink + FmaLoopAvx2(iters);
+#endif
+    });
+    const double dt = Now() - t0;
+    if (r > 0) best = std::max(best, threads * iters * 12.0 * 16.0 / dt);
+  }
+  return best;
+}
+
+// ---- one model ----
+
+struct ModelFigures {
+  double decode_tps = 0, prefill_tps = 0;
+  double decode_bytes = 0;      // weight bytes read per decode token
+  double prefill_flops = 0;     // useful flops of one prefill step
+  double peak_rss_mib = 0;
+  double file_mib = 0, kv_mib = 0;
+};
+
+double PeakRssMiB() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+int Argmax(const std::vector<float>& v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
+
+bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int reps, ModelFigures* f) {
+  CpuBackend backend(CpuBackendOptions{threads});
+  ModelOptions mo;
+  mo.max_batch_tokens = std::max(n_prompt, 16);
+  mo.max_logit_rows = 1;
+  auto bundle = LoadModelBundle(path, &backend, mo);
+  if (!bundle.ok()) {
+    std::fprintf(stderr, "%s\n", bundle.status().ToString().c_str());
+    return false;
+  }
+  Model& model = *bundle->model;
+  const ModelConfig& c = model.config();
+
+  // Bytes and flops from the file's tensors: a decode step reads every weight once, except the
+  // token embedding, of which it reads one row (unless it doubles as the output matrix).
+  const gguf::GgufFile& file = *bundle->file;
+  const bool tied = file.FindTensor("output.weight") == nullptr;
+  double layer_macs = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    f->file_mib += t.nbytes / 1048576.0;
+    if (t.name == "token_embd.weight" && !tied) {
+      f->decode_bytes += static_cast<double>(t.nbytes) / t.rows();
+    } else {
+      f->decode_bytes += t.nbytes;
+    }
+    if (t.name.rfind("blk.", 0) == 0 && t.dims.size() == 2) layer_macs += static_cast<double>(t.rows()) * t.cols();
+  }
+  // Prefill of n tokens from position 0: layers, attention (q·k and p·v over the causal
+  // triangle), and the logits row of the last token.
+  const double n = n_prompt;
+  f->prefill_flops = 2 * n * layer_macs + 4.0 * c.n_layers * c.q_dim() * n * (n + 1) / 2 +
+                     2.0 * c.n_vocab * c.n_embd;
+
+  const int block = 16;
+  const int ctx = std::max(n_prompt, 8 + n_decode) + block;
+  KvCacheConfig kc{c.n_layers, c.kv_dim(), block, 2 * ((ctx + block - 1) / block)};
+  auto kv = KvCache::Create(&backend, kc);
+  if (!kv.ok()) return false;
+  f->kv_mib = KvCache::BytesPerBlock(kc) * kc.n_blocks / 1048576.0;
+  std::vector<int32_t> blocks_a(kc.n_blocks / 2), blocks_b(kc.n_blocks / 2);
+  for (int i = 0; i < kc.n_blocks / 2; ++i) blocks_a[i] = i, blocks_b[i] = kc.n_blocks / 2 + i;
+  std::vector<float> logits(c.n_vocab);
+  Batch batch;
+
+  for (int r = 0; r < reps; ++r) {
+    // Decode: an 8-token prompt, then greedy single-token steps.
+    std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 432, 17204, 975};
+    for (int32_t& id : prompt) id %= c.n_vocab;
+    batch.Clear();
+    batch.AddSequence(prompt.data(), static_cast<int32_t>(prompt.size()), 0, blocks_a, block, true);
+    if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
+    int32_t tok = Argmax(logits);
+    const double t0 = Now();
+    for (int i = 0; i < n_decode; ++i) {
+      batch.Clear();
+      batch.AddSequence(&tok, 1, static_cast<int32_t>(prompt.size()) + i, blocks_a, block, true);
+      if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
+      tok = Argmax(logits);
+    }
+    f->decode_tps = std::max(f->decode_tps, n_decode / (Now() - t0));
+
+    // Prefill: one step of n_prompt tokens of a fresh sequence.
+    std::vector<int32_t> ids(n_prompt);
+    for (int i = 0; i < n_prompt; ++i) ids[i] = (7 + 131 * i) % c.n_vocab;
+    batch.Clear();
+    batch.AddSequence(ids.data(), n_prompt, 0, blocks_b, block, true);
+    const double t1 = Now();
+    if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
+    f->prefill_tps = std::max(f->prefill_tps, n_prompt / (Now() - t1));
+  }
+  f->peak_rss_mib = PeakRssMiB();
+  return true;
+}
+
+// Runs RunModel in a child process so that VmHWM is this model's alone.
+bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int reps, ModelFigures* f) {
+  int fd[2];
+  if (pipe(fd) != 0) return false;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fd[0]);
+    ModelFigures mine;
+    const bool ok = RunModel(path, threads, n_decode, n_prompt, reps, &mine);
+    if (ok && write(fd[1], &mine, sizeof(mine)) != sizeof(mine)) _exit(1);
+    _exit(ok ? 0 : 1);
+  }
+  close(fd[1]);
+  const bool got = read(fd[0], f, sizeof(*f)) == sizeof(*f);
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return got && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::vector<int> ParseList(const char* s) {
+  std::vector<int> v;
+  for (const char* p = s; *p;) {
+    v.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return v;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> models;
+  std::vector<int> threads = {1, 2};
+  int n_decode = 128, n_prompt = 512, reps = 3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (v == nullptr) {
+      std::fprintf(stderr, "%s needs a value\n", a.c_str());
+      return 2;
+    }
+    if (a == "--model") models.push_back(v);
+    else if (a == "--threads") threads = ParseList(v);
+    else if (a == "--decode") n_decode = std::atoi(v);
+    else if (a == "--prompt") n_prompt = std::atoi(v);
+    else if (a == "--reps") reps = std::max(1, std::atoi(v));
+    else {
+      std::fprintf(stderr, "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
+                           "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3]\n", a.c_str());
+      return 2;
+    }
+    ++i;
+  }
+  if (models.empty() || n_decode < 1 || n_prompt < 1 || threads.empty()) {
+    std::fprintf(stderr, "usage: strata-cpu-bench --model PATH [--model PATH...] [--threads 1,2] [--decode 128] "
+                         "[--prompt 512] [--reps 3]\n");
+    return 2;
+  }
+  CpuBackend probe(CpuBackendOptions{1});
+  std::printf("kernels: %s\n", cpu::IsaName(probe.isa()));
+  std::printf("%-28s %3s | %8s %9s %7s %6s | %8s %8s %6s | %8s %8s\n", "model", "thr", "dec t/s", "MB/token",
+              "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit");
+  for (int t : threads) {
+    const double bw = ReadBandwidth(t, 3), peak = PeakFlops(t, 3);
+    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 3), peak fp32 FMA %.1f GFLOP/s\n",
+                t, t == 1 ? "" : "s", bw / 1e9, peak / 1e9);
+    std::fflush(stdout);
+    for (const std::string& m : models) {
+      ModelFigures f;
+      if (!RunModelIsolated(m, t, n_decode, n_prompt, reps, &f)) {
+        std::printf("%s: failed\n", m.c_str());
+        continue;
+      }
+      const std::string name = m.substr(m.find_last_of('/') + 1);
+      const double gbs = f.decode_bytes * f.decode_tps;
+      const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
+      // "limit": model file + KV cache + 10%, the resident-memory budget.
+      std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f\n", name.c_str(), t,
+                  f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / bw, f.prefill_tps, flops / 1e9,
+                  peak > 0 ? 100 * flops / peak : 0.0, f.peak_rss_mib, (f.file_mib + f.kv_mib) * 1.1);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) { return strata::Main(argc, argv); }

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Serving benchmark: aggregate throughput and latency of a running strata server.
+
+usage: /usr/bin/python3 bench/serve_bench.py --server HOST:PORT [--streams 1,8,32] [--prompt-tokens 32]
+                                             [--new-tokens 64] [--prefill-tokens 512]
+
+For each concurrency N, N closed-loop streams each send greedy requests (ignore_eos, fixed
+lengths) for --rounds rounds; prints aggregate decode tokens/s, time to first token and
+inter-token latency percentiles. Prefill throughput: one request with a --prefill-tokens prompt
+and one new token, timed to its first token. Needs Debian's python3-grpcio; the stubs are
+generated from proto/ into a temp dir with protoc and grpc_python_plugin.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_stubs():
+    out = tempfile.mkdtemp(prefix="strata_stubs_")
+    subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), f"--python_out={out}", f"--grpc_out={out}",
+                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", "strata/v1/generation.proto"], check=True)
+    for d in ("strata", "strata/v1"):
+        open(os.path.join(out, d, "__init__.py"), "a").close()
+    sys.path.insert(0, out)
+    from strata.v1 import generation_pb2, generation_pb2_grpc  # noqa: E402
+    return generation_pb2, generation_pb2_grpc
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--streams", default="1,8,32")
+    ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--prefill-tokens", type=int, default=512)
+    a = ap.parse_args()
+    import grpc
+    pb, rpc = load_stubs()
+    stub = rpc.GenerationStub(grpc.insecure_channel(a.server))
+    info = stub.GetModelInfo(pb.GetModelInfoRequest())
+    vocab = info.vocab_size
+    print(f"# {info.model_path}: {info.architecture}, tp={info.tp} pp={info.pp}, context {info.context_length}")
+
+    def prompt(n, salt):
+        return pb.TokenIds(ids=[1] + [(7 * i + 13 * salt) % (vocab - 3) + 3 for i in range(n - 1)])
+
+    def one(n_prompt, n_new, salt, ttft, itl, counts):
+        req = pb.GenerateRequest(token_ids=prompt(n_prompt, salt), max_new_tokens=n_new, ignore_eos=True,
+                                 sampling=pb.SamplingParams(temperature=0))
+        t0 = time.perf_counter()
+        last = None
+        n = 0
+        for r in stub.Generate(req):
+            now = time.perf_counter()
+            for _ in r.tokens:
+                if last is None:
+                    ttft.append(now - t0)
+                else:
+                    itl.append(now - last)
+                last = now
+                n += 1
+        counts.append(n)
+
+    # Prefill: one long prompt, one new token; best of 3.
+    firsts = []
+    for salt in range(3):
+        one(a.prefill_tokens, 1, salt, firsts, [], [])
+    best = min(firsts)
+    print(f"prefill: {a.prefill_tokens} tokens in {best * 1000:.0f} ms = {a.prefill_tokens / best:.1f} tokens/s")
+    print(f"{'streams':>7} {'tok/s':>9} {'ttft p50':>9} {'ttft p90':>9} {'ttft p99':>9} {'itl p50':>8} {'itl p90':>8} {'itl p99':>8}")
+    for n in [int(x) for x in a.streams.split(",")]:
+        ttft, itl, counts = [], [], []
+
+        def worker(k):
+            for r in range(a.rounds):
+                one(a.prompt_tokens, a.new_tokens, 1000 * k + r, ttft, itl, counts)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+        t0 = time.perf_counter()
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        dt = time.perf_counter() - t0
+        ms = lambda x: f"{x * 1000:8.1f}"
+        print(f"{n:>7} {sum(counts) / dt:9.1f} {ms(pct(ttft, 50))} {ms(pct(ttft, 90))} {ms(pct(ttft, 99))} "
+              f"{ms(pct(itl, 50))} {ms(pct(itl, 90))} {ms(pct(itl, 99))}")
+
+
+if __name__ == "__main__":
+    main()
