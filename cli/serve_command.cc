@@ -55,6 +55,8 @@ struct ServeConfig {
   std::string model, display_model, listen = "127.0.0.1:50051";
   int64_t tp = 1, pp = 1, threads = 0;
   double startup_timeout = 120;
+  int64_t restarts = 10;  // worker-group relaunches allowed (0: a dead group stops serve)
+  double broken_after = 3;  // seconds NOT_SERVING after serving before a running group counts as broken
   std::vector<std::string> coordinator_limits;  // pass-through "--flag", "value" pairs
 };
 
@@ -229,6 +231,25 @@ class Supervisor {
 
   // The child that exited on its own, if any (the first one).
   const Child* exited_child() const { return first_exited_; }
+  // The worker group is being replaced: forget that it exited.
+  void ForgetWorkerExit() {
+    if (first_exited_ == &workers_) first_exited_ = nullptr;
+  }
+
+  // Kills the worker group (mpirun's process group, and ranks orphaned from it: they were adopted
+  // by this process) and reaps it: used when the group is broken, e.g. a rank hangs.
+  void KillWorkers() {
+    if (workers_.running) {
+      Signal(workers_, SIGKILL);
+      if (waitpid(workers_.pid, &workers_.wait_status, 0) == workers_.pid) workers_.running = false;
+    }
+    for (pid_t pid : Children()) {
+      if (coordinator_.running && pid == coordinator_.pid) continue;
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    ForgetWorkerExit();
+  }
 
   // Stops both children: SIGTERM to the coordinator (which tells the workers to shut down), then
   // to the workers' process group once the coordinator is gone and they have not left by
@@ -467,7 +488,9 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
   for (const char* key : {"OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"}) {
     if (std::getenv(key) == nullptr) mpi_env.push_back(absl::StrCat(key, "=lo"));  // one host: loopback only
   }
-  error = Spawn(mpirun_argv, mpi_env, STDERR_FILENO, &sup.workers());
+  // Spawn prepares everything before fork, so it is safe after gRPC has started threads.
+  auto start_workers = [&]() { return Spawn(mpirun_argv, mpi_env, STDERR_FILENO, &sup.workers()); };
+  error = start_workers();
   if (!error.empty()) {
     std::fprintf(stderr, "strata serve: %s\n", error.c_str());
     sup.StopAll();
@@ -502,15 +525,65 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
               static_cast<long long>(cfg.tp), static_cast<long long>(cfg.pp), public_addr.c_str());
   std::fflush(stdout);
 
-  // 4. Serve until told to stop or a child exits.
+  // 4. Serve until told to stop. A worker group that dies (a rank killed) or breaks (a rank hung:
+  // the coordinator drops the group after its step timeout and health stays NOT_SERVING) is
+  // killed and relaunched; the coordinator keeps the requests and resumes them by recompute.
+  int64_t restarts_left = cfg.restarts;
+  bool group_served = true;  // the current group has been SERVING (a relaunched one is loading)
+  auto not_serving_since = Clock::time_point::max();
+  auto next_health = Clock::now();
+  auto relaunch = [&](const std::string& why) -> bool {
+    if (restarts_left <= 0) {
+      std::fprintf(stderr, "strata serve: the workers %s and no restarts are left (--restart-workers %lld)\n",
+                   why.c_str(), static_cast<long long>(cfg.restarts));
+      return false;
+    }
+    --restarts_left;
+    std::fprintf(stderr, "strata serve: the workers %s; relaunching them (%lld restarts left)\n", why.c_str(),
+                 static_cast<long long>(restarts_left));
+    sup.KillWorkers();
+    const std::string err = start_workers();
+    if (!err.empty()) {
+      std::fprintf(stderr, "strata serve: %s\n", err.c_str());
+      return false;
+    }
+    not_serving_since = Clock::time_point::max();
+    group_served = false;
+    return true;
+  };
   for (;;) {
-    const Supervisor::Event e = sup.Wait(std::chrono::milliseconds(-1));
+    const Supervisor::Event e = sup.Wait(std::chrono::milliseconds(200));
     if (e == Supervisor::Event::kStopRequested) {
       std::fprintf(stderr, "strata serve: stopping\n");
       sup.StopAll();
       return 0;
     }
-    if (e == Supervisor::Event::kChildExited) return ReportChildExit(&sup, "while serving");
+    if (e == Supervisor::Event::kChildExited) {
+      if (sup.exited_child() != &sup.workers()) return ReportChildExit(&sup, "while serving");
+      if (!relaunch(absl::StrCat("exited (", DescribeWaitStatus(sup.workers().wait_status), ")"))) {
+        return ReportChildExit(&sup, "while serving");
+      }
+      continue;
+    }
+    if (Clock::now() < next_health) continue;
+    next_health = Clock::now() + std::chrono::seconds(1);
+    HealthStatus health = HealthStatus::kUnknown;
+    const grpc::Status hs =
+        CheckHealth(channel, "", std::chrono::system_clock::now() + std::chrono::seconds(1), &health);
+    if (!hs.ok() || health == HealthStatus::kServing) {
+      if (hs.ok()) group_served = true;
+      not_serving_since = Clock::time_point::max();
+      continue;
+    }
+    // NOT_SERVING with the group still running: it is loading (just relaunched) or broken.
+    if (not_serving_since == Clock::time_point::max()) not_serving_since = Clock::now();
+    const double limit = group_served ? cfg.broken_after : cfg.startup_timeout;
+    if (Clock::now() - not_serving_since > std::chrono::duration<double>(limit)) {
+      if (!relaunch("stopped serving")) {
+        sup.StopAll();
+        return 1;
+      }
+    }
   }
 }
 
@@ -518,6 +591,7 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
 
 int ServeCommand(const std::vector<std::string>& args) {
   ServeConfig cfg;
+  double step_timeout = 60;
   FlagSet flags("serve");
   flags.String("model", &cfg.model, "GGUF model file (required)");
   flags.Int("tp", &cfg.tp, "tensor-parallel ranks per pipeline stage (default 1)");
@@ -526,6 +600,9 @@ int ServeCommand(const std::vector<std::string>& args) {
                "address of the public gRPC API, HOST:PORT; port 0 picks a free one (default 127.0.0.1:50051)");
   flags.Int("threads", &cfg.threads, "CPU threads per worker (default: cores / workers, at least 1)");
   flags.Float("startup-timeout", &cfg.startup_timeout, "seconds to wait for every worker to be ready (default 120)");
+  flags.Int("restart-workers", &cfg.restarts,
+            "relaunch a worker group that dies or hangs up to this many times; 0 = stop serving (default 10)");
+  flags.Float("step-timeout", &step_timeout, "seconds a step may take before the workers count as hung (default 60)");
   // Limits, passed to strata-coordinator as given (it checks them).
   const char* kLimits[][2] = {
       {"max-waiting", "requests queued before new ones are refused with RESOURCE_EXHAUSTED"},
@@ -546,6 +623,10 @@ int ServeCommand(const std::vector<std::string>& args) {
     return 0;
   }
   if (cfg.model.empty()) return Fail("--model is required", 2);
+  if (cfg.restarts < 0) return Fail(absl::StrCat("--restart-workers must be >= 0, got ", cfg.restarts), 2);
+  if (!(step_timeout > 0)) return Fail(absl::StrCat("--step-timeout must be positive, got ", step_timeout), 2);
+  cfg.coordinator_limits.push_back("--step-timeout");
+  cfg.coordinator_limits.push_back(absl::StrCat(step_timeout));
   if (cfg.tp < 1 || cfg.tp > 1024) return Fail(absl::StrCat("--tp must be in [1, 1024], got ", cfg.tp), 2);
   if (cfg.pp < 1 || cfg.pp > 1024) return Fail(absl::StrCat("--pp must be in [1, 1024], got ", cfg.pp), 2);
   if (cfg.tp * cfg.pp > 4096)

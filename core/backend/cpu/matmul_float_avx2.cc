@@ -66,16 +66,13 @@ struct BF16W {
 };
 
 // acc[i][j] += x_i · w_j over kfull columns (a multiple of 8), then `tail` (< 8) zero-padded ones.
-template <int MT, int NT, class L, int kPrefetch = 0>
+template <int MT, int NT, class L>
 inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const typename L::T* w, int64_t ldw,
                        int64_t kfull, int tail) {
   for (int64_t k = 0; k < kfull; k += 8) {
     __m256 wv[NT];
 #pragma GCC unroll 8
-    for (int j = 0; j < NT; ++j) {
-      if (kPrefetch > 0) _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + k + kPrefetch), _MM_HINT_T0);
-      wv[j] = L::Load(w + j * ldw + k);
-    }
+    for (int j = 0; j < NT; ++j) wv[j] = L::Load(w + j * ldw + k);
 #pragma GCC unroll 4
     for (int i = 0; i < MT; ++i) {
       const __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
@@ -105,10 +102,7 @@ void DirectTile(float* out, int64_t ldo, const float* x, int64_t ldx, const type
   __m256 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
-#ifndef F_PF
-#define F_PF 0
-#endif
-  Accumulate<MT, NT, L, F_PF / sizeof(typename L::T)>(acc, x, ldx, w, ldw, cols & ~int64_t{7}, static_cast<int>(cols & 7));
+  Accumulate<MT, NT, L>(acc, x, ldx, w, ldw, cols & ~int64_t{7}, static_cast<int>(cols & 7));
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) out[i * ldo + j] = Hsum(acc[i][j]);
 }
