@@ -153,8 +153,8 @@ double PeakFlops(int threads, int reps) {
 
 struct ModelFigures {
   double decode_tps = 0, prefill_tps = 0;
-  double decode_bytes = 0;      // weight bytes read per decode token
-  double prefill_flops = 0;     // useful flops of one prefill step
+  double decode_bytes = 0;   // weight bytes read per decode token
+  double prefill_flops = 0;  // useful flops of one prefill step
   double peak_rss_mib = 0;
   double file_mib = 0, kv_mib = 0;
 };
@@ -170,7 +170,9 @@ double PeakRssMiB() {
   return ru.ru_maxrss / 1024.0;
 }
 
-int Argmax(const std::vector<float>& v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
+int Argmax(const std::vector<float>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
 
 bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int reps, ModelFigures* f) {
   CpuBackend backend(CpuBackendOptions{threads});
@@ -197,13 +199,14 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
     } else {
       f->decode_bytes += t.nbytes;
     }
-    if (t.name.rfind("blk.", 0) == 0 && t.dims.size() == 2) layer_macs += static_cast<double>(t.rows()) * t.cols();
+    if (t.name.rfind("blk.", 0) == 0 && t.dims.size() == 2)
+      layer_macs += static_cast<double>(t.rows()) * t.cols();
   }
   // Prefill of n tokens from position 0: layers, attention (q·k and p·v over the causal
   // triangle), and the logits row of the last token.
   const double n = n_prompt;
-  f->prefill_flops = 2 * n * layer_macs + 4.0 * c.n_layers * c.q_dim() * n * (n + 1) / 2 +
-                     2.0 * c.n_vocab * c.n_embd;
+  f->prefill_flops =
+      2 * n * layer_macs + 4.0 * c.n_layers * c.q_dim() * n * (n + 1) / 2 + 2.0 * c.n_vocab * c.n_embd;
 
   const int block = 16;
   const int ctx = std::max(n_prompt, 8 + n_decode) + block;
@@ -247,7 +250,8 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
 }
 
 // Runs RunModel in a child process so that VmHWM is this model's alone.
-bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int reps, ModelFigures* f) {
+bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int reps,
+                      ModelFigures* f) {
   int fd[2];
   if (pipe(fd) != 0) return false;
   const pid_t pid = fork();
@@ -287,21 +291,29 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "%s needs a value\n", a.c_str());
       return 2;
     }
-    if (a == "--model") models.push_back(v);
-    else if (a == "--threads") threads = ParseList(v);
-    else if (a == "--decode") n_decode = std::atoi(v);
-    else if (a == "--prompt") n_prompt = std::atoi(v);
-    else if (a == "--reps") reps = std::max(1, std::atoi(v));
+    if (a == "--model")
+      models.push_back(v);
+    else if (a == "--threads")
+      threads = ParseList(v);
+    else if (a == "--decode")
+      n_decode = std::atoi(v);
+    else if (a == "--prompt")
+      n_prompt = std::atoi(v);
+    else if (a == "--reps")
+      reps = std::max(1, std::atoi(v));
     else {
-      std::fprintf(stderr, "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
-                           "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3]\n", a.c_str());
+      std::fprintf(stderr,
+                   "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
+                   "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3]\n",
+                   a.c_str());
       return 2;
     }
     ++i;
   }
   if (models.empty() || n_decode < 1 || n_prompt < 1 || threads.empty()) {
-    std::fprintf(stderr, "usage: strata-cpu-bench --model PATH [--model PATH...] [--threads 1,2] [--decode 128] "
-                         "[--prompt 512] [--reps 3]\n");
+    std::fprintf(stderr,
+                 "usage: strata-cpu-bench --model PATH [--model PATH...] [--threads 1,2] [--decode 128] "
+                 "[--prompt 512] [--reps 3]\n");
     return 2;
   }
   CpuBackend probe(CpuBackendOptions{1});
@@ -310,8 +322,9 @@ int Main(int argc, char** argv) {
               "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit");
   for (int t : threads) {
     const double bw = ReadBandwidth(t, 3), peak = PeakFlops(t, 3);
-    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 3), peak fp32 FMA %.1f GFLOP/s\n",
-                t, t == 1 ? "" : "s", bw / 1e9, peak / 1e9);
+    std::printf(
+        "machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 3), peak fp32 FMA %.1f GFLOP/s\n", t,
+        t == 1 ? "" : "s", bw / 1e9, peak / 1e9);
     std::fflush(stdout);
     for (const std::string& m : models) {
       ModelFigures f;
@@ -323,9 +336,10 @@ int Main(int argc, char** argv) {
       const double gbs = f.decode_bytes * f.decode_tps;
       const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
       // "limit": model file + KV cache + 10%, the resident-memory budget.
-      std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f\n", name.c_str(), t,
-                  f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / bw, f.prefill_tps, flops / 1e9,
-                  peak > 0 ? 100 * flops / peak : 0.0, f.peak_rss_mib, (f.file_mib + f.kv_mib) * 1.1);
+      std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f\n", name.c_str(),
+                  t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / bw, f.prefill_tps,
+                  flops / 1e9, peak > 0 ? 100 * flops / peak : 0.0, f.peak_rss_mib,
+                  (f.file_mib + f.kv_mib) * 1.1);
       std::fflush(stdout);
     }
   }

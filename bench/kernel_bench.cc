@@ -42,14 +42,22 @@ int Main(int argc, char** argv) {
   bool hot = false;  // one weight copy, so it stays in cache: measures the kernel's arithmetic
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--dtype") dtype = v;
-    else if (a == "--rows") rows = std::atoll(v.c_str());
-    else if (a == "--cols") cols = std::atoll(v.c_str());
-    else if (a == "--n") n = std::atoi(v.c_str());
-    else if (a == "--threads") threads = std::atoi(v.c_str());
-    else if (a == "--reps") reps = std::atoi(v.c_str());
-    else if (a == "--isa") isa = v;
-    else if (a == "--hot") hot = v == "1";
+    if (a == "--dtype")
+      dtype = v;
+    else if (a == "--rows")
+      rows = std::atoll(v.c_str());
+    else if (a == "--cols")
+      cols = std::atoll(v.c_str());
+    else if (a == "--n")
+      n = std::atoi(v.c_str());
+    else if (a == "--threads")
+      threads = std::atoi(v.c_str());
+    else if (a == "--reps")
+      reps = std::atoi(v.c_str());
+    else if (a == "--isa")
+      isa = v;
+    else if (a == "--hot")
+      hot = v == "1";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -90,8 +98,9 @@ int Main(int argc, char** argv) {
   }
   if (threads == 1) best = best_cpu;
   std::printf("%s %s rows %lld cols %lld n %d threads %d: %.3f ms, weight %.2f GB/s, %.1f GFLOP/s\n",
-              cpu::IsaName(backend.isa()), dtype.c_str(), static_cast<long long>(rows), static_cast<long long>(cols),
-              n, threads, best * 1e3, wbytes / best / 1e9, 2.0 * n * rows * cols / best / 1e9);
+              cpu::IsaName(backend.isa()), dtype.c_str(), static_cast<long long>(rows),
+              static_cast<long long>(cols), n, threads, best * 1e3, wbytes / best / 1e9,
+              2.0 * n * rows * cols / best / 1e9);
   return 0;
 }
 

@@ -42,7 +42,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kStopTimeout = std::chrono::seconds(10);  // SIGTERM → SIGKILL
+constexpr auto kStopTimeout = std::chrono::seconds(10);  // SIGTERM → SIGKILL, beyond the coordinator's drain
 constexpr auto kWorkerGrace = std::chrono::seconds(3);   // workers leave on their own once the coordinator is gone
 constexpr auto kHealthPollInterval = std::chrono::milliseconds(100);
 
@@ -56,7 +56,8 @@ struct ServeConfig {
   int64_t tp = 1, pp = 1, threads = 0;
   double startup_timeout = 120;
   int64_t restarts = 10;  // worker-group relaunches allowed (0: a dead group stops serve)
-  double broken_after = 3;  // seconds NOT_SERVING after serving before a running group counts as broken
+  double broken_after = 3;
+  double drain_timeout = 30;  // seconds NOT_SERVING after serving before a running group counts as broken
   std::vector<std::string> coordinator_limits;  // pass-through "--flag", "value" pairs
 };
 
@@ -256,7 +257,7 @@ class Supervisor {
   // themselves, SIGKILL to whatever is left after kStopTimeout (or at once on a second signal).
   // Also stops processes left in either group after its leader exited (orphaned MPI ranks).
   void StopAll() {
-    const auto deadline = Clock::now() + kStopTimeout;
+    const auto deadline = Clock::now() + kStopTimeout + drain_timeout_;
     const int stop_requests_before = stop_requests_;
     if (coordinator_.running) Signal(coordinator_, SIGTERM);
     bool workers_signalled = false;
@@ -381,6 +382,12 @@ class Supervisor {
   Child coordinator_{"strata-coordinator"}, workers_{"mpirun (the workers)"};
   const Child* first_exited_ = nullptr;
   int stop_requests_ = 0;
+
+ public:
+  // How long the coordinator may drain running requests after SIGTERM.
+  Clock::duration drain_timeout_ = std::chrono::seconds(30);
+
+ private:
   bool stop_reported_ = false;
 };
 
@@ -423,6 +430,7 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
           const std::string& mpirun) {
   Supervisor sup;
   if (!sup.ok()) return Fail(absl::StrCat("signalfd: ", strerror(errno)), 1);
+  sup.drain_timeout_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_timeout));
   const auto startup_deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.startup_timeout));
   auto remaining = [&] {
@@ -602,6 +610,8 @@ int ServeCommand(const std::vector<std::string>& args) {
   flags.Float("startup-timeout", &cfg.startup_timeout, "seconds to wait for every worker to be ready (default 120)");
   flags.Int("restart-workers", &cfg.restarts,
             "relaunch a worker group that dies or hangs up to this many times; 0 = stop serving (default 10)");
+  flags.Float("drain-timeout", &cfg.drain_timeout,
+              "on Ctrl-C or SIGTERM, seconds running requests may take to finish (default 30)");
   flags.Float("step-timeout", &step_timeout, "seconds a step may take before the workers count as hung (default 60)");
   // Limits, passed to strata-coordinator as given (it checks them).
   const char* kLimits[][2] = {
@@ -625,6 +635,9 @@ int ServeCommand(const std::vector<std::string>& args) {
   if (cfg.model.empty()) return Fail("--model is required", 2);
   if (cfg.restarts < 0) return Fail(absl::StrCat("--restart-workers must be >= 0, got ", cfg.restarts), 2);
   if (!(step_timeout > 0)) return Fail(absl::StrCat("--step-timeout must be positive, got ", step_timeout), 2);
+  if (!(cfg.drain_timeout >= 0)) return Fail(absl::StrCat("--drain-timeout must be >= 0, got ", cfg.drain_timeout), 2);
+  cfg.coordinator_limits.push_back("--drain-timeout");
+  cfg.coordinator_limits.push_back(absl::StrCat(cfg.drain_timeout));
   cfg.coordinator_limits.push_back("--step-timeout");
   cfg.coordinator_limits.push_back(absl::StrCat(step_timeout));
   if (cfg.tp < 1 || cfg.tp > 1024) return Fail(absl::StrCat("--tp must be in [1, 1024], got ", cfg.tp), 2);

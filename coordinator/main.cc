@@ -33,6 +33,7 @@ struct CoordinatorConfig {
   int64_t max_prompt_tokens = 0, max_new_tokens = 0, max_total_tokens = 0, max_stop_strings = 16;
   double step_timeout_s = 60;
   double recovery_timeout_s = 60;
+  double drain_timeout_s = 30;
 };
 
 int Fail(const std::string& m, int code = 1) {
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
   flags.Int("max-total-tokens", &cfg.max_total_tokens, "most prompt + new tokens (default: context length)");
   flags.Int("max-stop-strings", &cfg.max_stop_strings, "most stop strings per request (default 16)");
   flags.Float("step-timeout", &cfg.step_timeout_s, "seconds a step may take before the workers count as hung (60)");
+  flags.Float("drain-timeout", &cfg.drain_timeout_s,
+              "on SIGTERM, seconds to let running requests finish before ending them with UNAVAILABLE (30)");
   flags.Float("recovery-timeout", &cfg.recovery_timeout_s,
               "seconds requests wait for a lost worker group to come back before UNAVAILABLE (60)");
   if (absl::Status s = flags.Parse(std::vector<std::string>(argv + 1, argv + argc)); !s.ok()) {
@@ -161,8 +164,11 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "strata-coordinator: %s, shutting down\n", sig == SIGINT ? "interrupted" : "terminated");
+  std::fprintf(stderr, "strata-coordinator: %s; refusing new requests, draining for up to %g s\n",
+               sig == SIGINT ? "interrupted" : "terminated", cfg.drain_timeout_s);
   health->SetServingStatus(false);
+  const int left = loop.Drain(absl::Seconds(cfg.drain_timeout_s));
+  if (left > 0) std::fprintf(stderr, "strata-coordinator: ending %d unfinished requests with UNAVAILABLE\n", left);
   workers.Shutdown("coordinator shutting down");
   loop.Stop();
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);

@@ -41,6 +41,18 @@ void ServingLoop::Stop() {
 
 void ServingLoop::Wake() { cv_.notify_all(); }
 
+int ServingLoop::Drain(absl::Duration grace) {
+  const absl::Time deadline = absl::Now() + grace;
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  while (!active_.empty() && absl::Now() < deadline) {
+    lock.unlock();
+    absl::SleepFor(absl::Milliseconds(20));
+    lock.lock();
+  }
+  return static_cast<int>(active_.size());
+}
+
 absl::StatusOr<std::shared_ptr<ResponseChannel>> ServingLoop::Submit(SubmitRequest request, uint64_t* id) {
   {
     // Before the group was ever complete there is nothing to wait for; after, a lost group is
@@ -59,7 +71,7 @@ absl::StatusOr<std::shared_ptr<ResponseChannel>> ServingLoop::Submit(SubmitReque
   seq->sampling = request.sampling;
   auto channel = std::make_shared<ResponseChannel>();
   std::lock_guard<std::mutex> lock(mu_);
-  if (stop_) return absl::UnavailableError("the server is shutting down");
+  if (stop_ || draining_) return absl::UnavailableError("the server is shutting down");
   seq->id = next_id_++;
   const uint64_t seq_id = seq->id;
   absl::Status s = scheduler_.Add(std::move(seq));

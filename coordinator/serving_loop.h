@@ -60,6 +60,9 @@ class ServingLoop {
   // Wakes the loop (a worker attached or became ready).
   void Wake();
   void Stop();
+  // Graceful shutdown: refuse new requests (UNAVAILABLE) and wait up to `grace` for the running
+  // and queued ones to finish; returns how many were still unfinished (Stop ends them).
+  int Drain(absl::Duration grace);
 
   struct Stats {
     int32_t running = 0, waiting = 0, blocks_free = 0, blocks_total = 0, block_size = 0;
@@ -101,6 +104,7 @@ class ServingLoop {
   std::vector<uint64_t> cancelled_;                   // guarded by mu_
   uint64_t next_id_ = 1, next_step_ = 1, steps_ = 0;  // guarded by mu_
   bool stop_ = false;
+  bool draining_ = false;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -1,6 +1,8 @@
 // Every CPU backend op against the naive double-precision reference in reference_ops.h, for every
 // kernel set this CPU has (portable and AVX2) and several thread counts; plus the bit-exact
 // batch- and thread-invariance the engine relies on.
+#include "core/backend/cpu/cpu_backend.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <thread>
 #include <tuple>
 
-#include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/thread_pool.h"
 #include "gtest/gtest.h"
 #include "tests/core/reference_ops.h"
@@ -115,13 +116,14 @@ TEST_P(CpuBackendTest, MatMulFloatWeights) {
 // Q8_0 weights with int8 activations. Against a reference that quantizes x the same way, only the
 // float scaling and summation of exact integer (partial) block sums differ: one rounding of
 // d_x·d_w, one per accumulation step and three in the final sum, so (blocks + 4) · 2^-24 relative
-// to Σ_b |d_x d_w| Σ |q_x q_w| (doubled for margin). Against the f32 reference on the same weights, the activation rounding
-// adds at most d_x/2 = max|x_block|/254 per element, times |w|.
+// to Σ_b |d_x d_w| Σ |q_x q_w| (doubled for margin). Against the f32 reference on the same weights, the
+// activation rounding adds at most d_x/2 = max|x_block|/254 per element, times |w|.
 TEST_P(CpuBackendTest, MatMulQ8) {
   for (int cols : {32, 96, 576}) {
     for (int rows : {1, 5, 67}) {
       for (int n : {1, 2, 3, 5, 17, 64}) {
-        SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " n " + std::to_string(n));
+        SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " n " +
+                     std::to_string(n));
         const Weight w = MakeWeight(DType::kQ8_0, rows, cols, 3 + cols);
         const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 4 + n, 3.0f);
         std::vector<float> got(n * rows), want_q(n * rows), want_f(n * rows);
@@ -170,7 +172,8 @@ TEST_P(CpuBackendTest, MatMulBatchInvariant) {
       ASSERT_TRUE(BitEqual(batch.data(), batch1.data(), batch.size())) << "thread count changed the result";
       for (int i = 0; i < n; ++i) {
         backend_.MatMul(solo.data(), x.data() + static_cast<size_t>(i) * cols, w.tensor, 1);
-        ASSERT_TRUE(BitEqual(solo.data(), batch.data() + static_cast<size_t>(i) * rows, rows)) << "token row " << i;
+        ASSERT_TRUE(BitEqual(solo.data(), batch.data() + static_cast<size_t>(i) * rows, rows))
+            << "token row " << i;
       }
     }
   }
@@ -247,7 +250,8 @@ TEST_P(CpuBackendTest, EmbedAndGather) {
   const int vocab = 10, dim = 64;
   const std::vector<float> table = Random(vocab * dim, 9);
   std::vector<uint8_t> q8(RowBytes(DType::kQ8_0, dim) * vocab);
-  for (int r = 0; r < vocab; ++r) QuantizeRow(DType::kQ8_0, &table[r * dim], &q8[r * RowBytes(DType::kQ8_0, dim)], dim);
+  for (int r = 0; r < vocab; ++r)
+    QuantizeRow(DType::kQ8_0, &table[r * dim], &q8[r * RowBytes(DType::kQ8_0, dim)], dim);
   const int32_t ids[3] = {7, 0, 7};
   std::vector<float> got(3 * dim), want(3 * dim);
   backend_.Embed(got.data(), Tensor{DType::kQ8_0, vocab, dim, q8.data()}, ids, 3);
@@ -259,7 +263,8 @@ TEST_P(CpuBackendTest, EmbedAndGather) {
   const int32_t rows[2] = {2, 0};
   std::vector<float> g(2 * dim);
   backend_.GatherRows(g.data(), got.data(), rows, 2, dim);
-  EXPECT_EQ(std::vector<float>(g.begin(), g.begin() + dim), std::vector<float>(got.begin() + 2 * dim, got.end()));
+  EXPECT_EQ(std::vector<float>(g.begin(), g.begin() + dim),
+            std::vector<float>(got.begin() + 2 * dim, got.end()));
 }
 
 // Paged attention over three sequences with scattered blocks: one decoding at position 20, one
@@ -296,7 +301,8 @@ TEST_P(CpuBackendTest, PagedAttentionMixedBatch) {
   backend_.StoreKv(kv, k_new.data(), v_new.data(), batch.slots.data(), T);
   const std::vector<float> q = Random(T * heads * hd, 40);
   std::vector<float> got(T * heads * hd), want(T * heads * hd);
-  backend_.Attention(got.data(), q.data(), kv, batch, AttentionShape{heads, kv_heads, hd, 1.0f / std::sqrt(8.0f)});
+  backend_.Attention(got.data(), q.data(), kv, batch,
+                     AttentionShape{heads, kv_heads, hd, 1.0f / std::sqrt(8.0f)});
   for (const SeqStep& step : batch.seqs) {
     const int s = static_cast<int>(&step - batch.seqs.data());
     for (int i = 0; i < step.n_tokens; ++i) {
@@ -358,7 +364,8 @@ TEST(ThreadPool, CoversEveryItemOnceAcrossSleeps) {
       ASSERT_LT(thread, 3);
       for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
     });
-    for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(hits[i].load(), i < n ? 1 : 0) << "job " << job << " item " << i;
+    for (int64_t i = 0; i < 1000; ++i)
+      ASSERT_EQ(hits[i].load(), i < n ? 1 : 0) << "job " << job << " item " << i;
   }
 }
 

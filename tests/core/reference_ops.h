@@ -45,7 +45,8 @@ inline Q8Act QuantizeQ8Act(const float* x, int n, int64_t cols) {
     for (int k = 0; k < kQ8Block; ++k) amax = std::max(amax, std::fabs(x[b * kQ8Block + k]));
     const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     q.d[b] = d;
-    for (int k = 0; k < kQ8Block; ++k) q.qs[b * kQ8Block + k] = static_cast<int8_t>(std::nearbyint(x[b * kQ8Block + k] * id));
+    for (int k = 0; k < kQ8Block; ++k)
+      q.qs[b * kQ8Block + k] = static_cast<int8_t>(std::nearbyint(x[b * kQ8Block + k] * id));
   }
   return q;
 }
@@ -106,8 +107,9 @@ inline void Rope(float* x, const int32_t* pos, int n, int n_heads, int head_dim,
 }
 
 // Causal attention for one token: keys/values given densely as [ctx, kv_dim] of its sequence.
-inline void AttentionOne(float* out, const float* q, const std::vector<float>& keys, const std::vector<float>& values,
-                         int ctx, int n_heads, int n_kv_heads, int head_dim) {
+inline void AttentionOne(float* out, const float* q, const std::vector<float>& keys,
+                         const std::vector<float>& values, int ctx, int n_heads, int n_kv_heads,
+                         int head_dim) {
   const int kv_dim = n_kv_heads * head_dim, group = n_heads / n_kv_heads;
   for (int h = 0; h < n_heads; ++h) {
     const int kvh = h / group;
@@ -115,7 +117,8 @@ inline void AttentionOne(float* out, const float* q, const std::vector<float>& k
     double mx = -1e300;
     for (int p = 0; p < ctx; ++p) {
       double d = 0;
-      for (int k = 0; k < head_dim; ++k) d += double(q[h * head_dim + k]) * keys[p * kv_dim + kvh * head_dim + k];
+      for (int k = 0; k < head_dim; ++k)
+        d += double(q[h * head_dim + k]) * keys[p * kv_dim + kvh * head_dim + k];
       s[p] = d / std::sqrt(double(head_dim));
       mx = std::max(mx, s[p]);
     }
@@ -130,6 +133,8 @@ inline void AttentionOne(float* out, const float* q, const std::vector<float>& k
 }
 
 inline double Silu(double x) { return x / (1 + std::exp(-x)); }
-inline double Gelu(double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+inline double Gelu(double x) {
+  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
 
 }  // namespace strata::ref

@@ -107,5 +107,25 @@ grep -q "resuming" "$TMP/serve.err" && pass "the coordinator resumed the waiting
   fail "no 'resuming' in the coordinator's log"
 kill -0 $SERVE_PID 2>/dev/null && pass "strata serve still running" || fail "strata serve exited"
 
+# SIGTERM drain: the running request finishes, a new one is refused with UNAVAILABLE, serve exits 0.
+"${GEN[@]}" > "$TMP/drain.jsonl" 2>&1 &
+gen=$!
+for _ in $(seq 1 600); do
+  [ "$(grep -c '"id"' "$TMP/drain.jsonl")" -ge 4 ] && break
+  sleep 0.05
+done
+kill -TERM $SERVE_PID
+sleep 0.5
+late=$("$STRATA" generate --server "$ADDR" --prompt "too late" --max-tokens 4 2>&1)
+grep -q "UNAVAILABLE" <<<"$late" && pass "drain: a new request is refused ($late)" || fail "drain: new request got: $late"
+wait $gen
+rc=$?
+[ $rc -eq 0 ] && [ "$(ids "$TMP/drain.jsonl")" = "$REF" ] && pass "drain: the running request finished with its tokens" ||
+  fail "drain: running request exit $rc: $(tail -2 "$TMP/drain.jsonl")"
+wait $SERVE_PID
+rc=$?
+SERVE_PID=""
+[ $rc -eq 0 ] && pass "drain: strata serve exited 0" || fail "drain: strata serve exited $rc"
+
 echo "$passes passed, $failures failed"
 [ $failures -eq 0 ]

@@ -31,8 +31,8 @@ inline float Dot(const float* a, const float* b, int n) {
 
 // Calls f(p, row) for p in [0, ctx) with row = base + slot(p) * kv_dim.
 template <class F>
-inline void ForEachRow(const float* base, int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx,
-                       F&& f) {
+inline void ForEachRow(const float* base, int64_t kv_dim, const int32_t* block_table, int32_t block_size,
+                       int ctx, F&& f) {
   for (int p0 = 0, blk = 0; p0 < ctx; p0 += block_size, ++blk) {
     const float* row = base + static_cast<int64_t>(block_table[blk]) * block_size * kv_dim;
     const int end = std::min(ctx, p0 + block_size);
@@ -59,7 +59,8 @@ float ExpShifted(float* s, int ctx) {
   }
   if (p < ctx) {
     const __m256i mask = TailMask(ctx - p);
-    const __m256 e = _mm256_and_ps(Exp(_mm256_sub_ps(_mm256_maskload_ps(s + p, mask), mb)), _mm256_castsi256_ps(mask));
+    const __m256 e =
+        _mm256_and_ps(Exp(_mm256_sub_ps(_mm256_maskload_ps(s + p, mask), mb)), _mm256_castsi256_ps(mask));
     _mm256_maskstore_ps(s + p, mask, e);
     z = _mm256_add_ps(z, e);
   }
@@ -72,7 +73,8 @@ void Attend(float* out, const float* q, int n_q, const float* k, const float* v,
             const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
   // Scores of every head in the group: [n_q][ctx]. Each K row is loaded once for all heads.
   ForEachRow(k, kv_dim, block_table, block_size, ctx, [&](int p, const float* kp) {
-    for (int h = 0; h < n_q; ++h) scratch[static_cast<int64_t>(h) * ctx + p] = Dot(q + h * hd, kp, hd) * scale;
+    for (int h = 0; h < n_q; ++h)
+      scratch[static_cast<int64_t>(h) * ctx + p] = Dot(q + h * hd, kp, hd) * scale;
   });
   for (int h = 0; h < n_q; ++h) {
     float* e = scratch + static_cast<int64_t>(h) * ctx;

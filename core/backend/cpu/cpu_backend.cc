@@ -74,7 +74,8 @@ void CpuBackend::MatMul(float* out, const float* x, const Tensor& w, int n) {
   const int64_t chunk = RowChunk(rows, n);
   pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int thread) {
     for (int64_t c = c0; c < c1; ++c) {
-      kernels_.matmul_float(out, rows, x, cols, n, w, c * chunk, std::min(rows, (c + 1) * chunk), Scratch(thread));
+      kernels_.matmul_float(out, rows, x, cols, n, w, c * chunk, std::min(rows, (c + 1) * chunk),
+                            Scratch(thread));
     }
   });
 }
@@ -91,7 +92,8 @@ void CpuBackend::MatMulQ8(float* out, const float* x, const Tensor& w, int n) {
                     [&](int64_t i0, int64_t i1, int) { kernels_.quantize_q8(q, x, i0, i1); });
   const int64_t chunk = RowChunk(rows, n);
   pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int) {
-    for (int64_t c = c0; c < c1; ++c) kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk));
+    for (int64_t c = c0; c < c1; ++c)
+      kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk));
   });
 }
 
@@ -115,7 +117,8 @@ void CpuBackend::RmsNorm(float* out, const float* x, const float* w, int n, int 
   }
 }
 
-void CpuBackend::LayerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim, float eps) {
+void CpuBackend::LayerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim,
+                           float eps) {
   for (int i = 0; i < n; ++i) {
     const float* xi = x + i * dim;
     float mean = 0.0f;
@@ -129,7 +132,8 @@ void CpuBackend::LayerNorm(float* out, const float* x, const float* w, const flo
   }
 }
 
-void CpuBackend::Rope(float* x, const int32_t* positions, int n, int n_heads, int head_dim, const RopeParams& p) {
+void CpuBackend::Rope(float* x, const int32_t* positions, int n, int n_heads, int head_dim,
+                      const RopeParams& p) {
   const int half = p.rot_dim / 2;
   pool_.ParallelFor(n, Grain(n, 64 * half, pool_.size()), [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -169,8 +173,10 @@ void CpuBackend::Gelu(float* x, int64_t count) {
 
 void CpuBackend::StoreKv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots, int n) {
   for (int i = 0; i < n; ++i) {
-    std::memcpy(kv.k + static_cast<int64_t>(slots[i]) * kv.kv_dim, k + i * kv.kv_dim, kv.kv_dim * sizeof(float));
-    std::memcpy(kv.v + static_cast<int64_t>(slots[i]) * kv.kv_dim, v + i * kv.kv_dim, kv.kv_dim * sizeof(float));
+    std::memcpy(kv.k + static_cast<int64_t>(slots[i]) * kv.kv_dim, k + i * kv.kv_dim,
+                kv.kv_dim * sizeof(float));
+    std::memcpy(kv.v + static_cast<int64_t>(slots[i]) * kv.kv_dim, v + i * kv.kv_dim,
+                kv.kv_dim * sizeof(float));
   }
 }
 
@@ -185,24 +191,28 @@ void CpuBackend::Attention(float* out, const float* q, const KvLayerView& kv, co
   ReserveScratch(static_cast<size_t>(group) * max_ctx);
   // One task per (token, KV head): the group of query heads sharing that KV head reads each K/V
   // row once.
-  pool_.ParallelFor(static_cast<int64_t>(n_tokens) * shape.n_kv_heads, 1, [&](int64_t t0, int64_t t1, int thread) {
-    float* att = scratch_[thread].data();
-    for (int64_t task = t0; task < t1; ++task) {
-      const int t = static_cast<int>(task / shape.n_kv_heads), kvh = static_cast<int>(task % shape.n_kv_heads);
-      // The sequence this token belongs to: the last one starting at or before it.
-      const auto it = std::upper_bound(batch.seqs.begin(), batch.seqs.end(), t,
-                                       [](int tok, const SeqStep& s) { return tok < s.first_token; });
-      const SeqStep& seq = *(it - 1);
-      const int ctx = batch.positions[t] + 1;  // causal: positions 0..pos
-      const int64_t head0 = static_cast<int64_t>(t) * q_dim + static_cast<int64_t>(kvh) * group * hd;
-      kernels_.attend(out + head0, q + head0, group, kv.k + kvh * hd, kv.v + kvh * hd, kv.kv_dim, seq.block_table,
-                      kv.block_size, ctx, hd, shape.scale, att);
-    }
-  });
+  pool_.ParallelFor(
+      static_cast<int64_t>(n_tokens) * shape.n_kv_heads, 1, [&](int64_t t0, int64_t t1, int thread) {
+        float* att = scratch_[thread].data();
+        for (int64_t task = t0; task < t1; ++task) {
+          const int t = static_cast<int>(task / shape.n_kv_heads),
+                    kvh = static_cast<int>(task % shape.n_kv_heads);
+          // The sequence this token belongs to: the last one starting at or before it.
+          const auto it = std::upper_bound(batch.seqs.begin(), batch.seqs.end(), t,
+                                           [](int tok, const SeqStep& s) { return tok < s.first_token; });
+          const SeqStep& seq = *(it - 1);
+          const int ctx = batch.positions[t] + 1;  // causal: positions 0..pos
+          const int64_t head0 = static_cast<int64_t>(t) * q_dim + static_cast<int64_t>(kvh) * group * hd;
+          kernels_.attend(out + head0, q + head0, group, kv.k + kvh * hd, kv.v + kvh * hd, kv.kv_dim,
+                          seq.block_table, kv.block_size, ctx, hd, shape.scale, att);
+        }
+      });
 }
 
 void CpuBackend::GatherRows(float* out, const float* x, const int32_t* rows, int n, int dim) {
-  for (int r = 0; r < n; ++r) std::memcpy(out + static_cast<int64_t>(r) * dim, x + static_cast<int64_t>(rows[r]) * dim, dim * sizeof(float));
+  for (int r = 0; r < n; ++r)
+    std::memcpy(out + static_cast<int64_t>(r) * dim, x + static_cast<int64_t>(rows[r]) * dim,
+                dim * sizeof(float));
 }
 
 }  // namespace strata

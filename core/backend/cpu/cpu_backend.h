@@ -33,8 +33,10 @@ class CpuBackend final : public Backend {
   void AddBias(float* x, const float* bias, int n, int dim) override;
   void Add(float* x, const float* y, int64_t count) override;
   void RmsNorm(float* out, const float* x, const float* w, int n, int dim, float eps) override;
-  void LayerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim, float eps) override;
-  void Rope(float* x, const int32_t* positions, int n, int n_heads, int head_dim, const RopeParams& p) override;
+  void LayerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim,
+                 float eps) override;
+  void Rope(float* x, const int32_t* positions, int n, int n_heads, int head_dim,
+            const RopeParams& p) override;
   void SwiGlu(float* out, const float* gate, const float* up, int64_t count) override;
   void Gelu(float* x, int64_t count) override;
   void StoreKv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots, int n) override;
@@ -54,8 +56,8 @@ class CpuBackend final : public Backend {
 
   const cpu::Kernels& kernels_;
   ThreadPool pool_;
-  std::vector<std::vector<float>> scratch_;   // [thread] kernel scratch
-  std::vector<int8_t> q8_qs_;                 // quantized activations of the current MatMul
+  std::vector<std::vector<float>> scratch_;  // [thread] kernel scratch
+  std::vector<int8_t> q8_qs_;                // quantized activations of the current MatMul
   std::vector<float> q8_d_;
 };
 

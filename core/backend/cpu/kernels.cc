@@ -6,9 +6,12 @@ namespace strata::cpu {
 
 const char* IsaName(Isa isa) {
   switch (isa) {
-    case Isa::kAuto: return "auto";
-    case Isa::kPortable: return "portable";
-    case Isa::kAvx2: return "avx2";
+    case Isa::kAuto:
+      return "auto";
+    case Isa::kPortable:
+      return "portable";
+    case Isa::kAvx2:
+      return "avx2";
   }
   return "?";
 }

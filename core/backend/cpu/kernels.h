@@ -49,8 +49,8 @@ struct Kernels {
   size_t (*matmul_float_scratch)(int n, int64_t cols);
   // out[i * ldo + r] = x[i * ldx + :] · w.row(r) for i in [0, n), r in [r0, r1); w is F32, F16
   // or BF16.
-  void (*matmul_float)(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
-                       int64_t r1, KernelScratch scratch);
+  void (*matmul_float)(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w,
+                       int64_t r0, int64_t r1, KernelScratch scratch);
 
   // Quantizes rows [i0, i1) of x[n, q.cols] (row stride q.cols) into q: per block of 32,
   // d = max|x| / 127 and q = round-half-even(x * (1 / d)) (q = 0 when d = 0).
@@ -63,7 +63,8 @@ struct Kernels {
   // position p at k + slot(p) * kv_dim (kv_off already added), slot from the block table.
   // scratch holds n_q * ctx floats.
   void (*attend)(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
-                 const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch);
+                 const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale,
+                 float* scratch);
 
   // out[i] = silu(gate[i]) * up[i].
   void (*swiglu)(float* out, const float* gate, const float* up, int64_t count);

@@ -45,7 +45,9 @@ struct F32W {
 };
 struct F16W {
   using T = uint16_t;
-  static __m256 Load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 Load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static __m256 LoadN(const uint16_t* p, int n) {
     alignas(16) uint16_t tmp[8] = {};
     std::memcpy(tmp, p, n * sizeof(uint16_t));
@@ -67,8 +69,8 @@ struct BF16W {
 
 // acc[i][j] += x_i · w_j over kfull columns (a multiple of 8), then `tail` (< 8) zero-padded ones.
 template <int MT, int NT, class L>
-inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const typename L::T* w, int64_t ldw,
-                       int64_t kfull, int tail) {
+inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const typename L::T* w,
+                       int64_t ldw, int64_t kfull, int tail) {
   for (int64_t k = 0; k < kfull; k += 8) {
     __m256 wv[NT];
 #pragma GCC unroll 8
@@ -114,10 +116,14 @@ using DirectFn = void (*)(float*, int64_t, const float*, int64_t, const typename
 template <class L, int MT>
 constexpr DirectFn<L> DirectFor(int nt) {
   switch (nt) {
-    case 1: return DirectTile<MT, 1, L>;
-    case 2: return DirectTile<MT, 2, L>;
-    case 3: return DirectTile<MT, 3, L>;
-    default: return DirectTile<MT, (MT <= 2 ? 4 : 3), L>;
+    case 1:
+      return DirectTile<MT, 1, L>;
+    case 2:
+      return DirectTile<MT, 2, L>;
+    case 3:
+      return DirectTile<MT, 3, L>;
+    default:
+      return DirectTile<MT, (MT <= 2 ? 4 : 3), L>;
   }
 }
 
@@ -132,10 +138,18 @@ void MatMulDirect(float* out, int64_t ldo, const float* x, int64_t ldx, int n, c
       const int mt = std::min(kTileTokens, n - i);
       DirectFn<L> fn;
       switch (mt) {
-        case 1: fn = DirectFor<L, 1>(nt); break;
-        case 2: fn = DirectFor<L, 2>(nt); break;
-        case 3: fn = DirectFor<L, 3>(nt); break;
-        default: fn = DirectFor<L, 4>(nt); break;
+        case 1:
+          fn = DirectFor<L, 1>(nt);
+          break;
+        case 2:
+          fn = DirectFor<L, 2>(nt);
+          break;
+        case 3:
+          fn = DirectFor<L, 3>(nt);
+          break;
+        default:
+          fn = DirectFor<L, 4>(nt);
+          break;
       }
       fn(out + i * ldo + r, ldo, x + i * ldx, ldx, wd + r * w.cols, w.cols, w.cols);
     }
@@ -160,8 +174,8 @@ void PackPanel(float* wp, const typename L::T* w, int64_t cols, int64_t r, int n
 // One tile for one k-block: resume the accumulators from `state` (or +0 on the first block), run
 // the block, then park them again (or reduce them into `out` on the last block).
 template <int MT, int NT>
-void BlockedTile(float* state, const float* x, int64_t ldx, const float* wp, int64_t kfull, int tail, bool first,
-                 bool last, float* out, int64_t ldo) {
+void BlockedTile(float* state, const float* x, int64_t ldx, const float* wp, int64_t kfull, int tail,
+                 bool first, bool last, float* out, int64_t ldo) {
   __m256 acc[MT][NT];
 #pragma GCC unroll 4
   for (int i = 0; i < MT; ++i)
@@ -181,7 +195,8 @@ void BlockedTile(float* state, const float* x, int64_t ldx, const float* wp, int
     }
 }
 
-using BlockedFn = void (*)(float*, const float*, int64_t, const float*, int64_t, int, bool, bool, float*, int64_t);
+using BlockedFn = void (*)(float*, const float*, int64_t, const float*, int64_t, int, bool, bool, float*,
+                           int64_t);
 
 template <int MT>
 constexpr BlockedFn BlockedFor(int nt) {
@@ -190,22 +205,29 @@ constexpr BlockedFn BlockedFor(int nt) {
 
 BlockedFn BlockedForTile(int mt, int nt) {
   switch (mt) {
-    case 1: return BlockedFor<1>(nt);
-    case 2: return BlockedFor<2>(nt);
-    case 3: return BlockedFor<3>(nt);
-    default: return BlockedFor<4>(nt);
+    case 1:
+      return BlockedFor<1>(nt);
+    case 2:
+      return BlockedFor<2>(nt);
+    case 3:
+      return BlockedFor<3>(nt);
+    default:
+      return BlockedFor<4>(nt);
   }
 }
 
-float* Align32(float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31}); }
+float* Align32(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31});
+}
 
 template <class L>
 void MatMulBlocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
                    int64_t r1, KernelScratch scratch) {
   const auto* wd = static_cast<const typename L::T*>(w.data);
   const int64_t cols = w.cols;
-  float* wp = Align32(scratch.data);                 // [kPanelRows][kKBlock] packed weights
-  float* state = wp + kPanelRows * kKBlock;          // [n][kPanelRows][8] parked accumulators
+  float* wp = Align32(scratch.data);                     // [kPanelRows][kKBlock] packed weights
+  float* state = wp + kPanelRows * kKBlock;              // [n][kPanelRows][8] parked accumulators
+  constexpr int64_t kLine = 64 / sizeof(typename L::T);  // weights per cache line
   for (int64_t p = r0; p < r1; p += kPanelRows) {
     const int np = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - p));
     for (int64_t k0 = 0; k0 < cols; k0 += kKBlock) {
@@ -214,20 +236,36 @@ void MatMulBlocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, 
       const int tail = static_cast<int>(kc & 7);
       const bool first = k0 == 0, last = k0 + kc == cols;
       PackPanel<L>(wp, wd, cols, p, np, k0, kc);
+      // The block packed next (this panel's next k-block, or the next panel's first) comes from
+      // memory: prefetch its lines into L2, a few per token tile, while this block computes, so
+      // that packing never waits on DRAM.
+      const int64_t next_p = last ? p + kPanelRows : p, next_k0 = last ? 0 : k0 + kKBlock;
+      const int next_rows =
+          static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kPanelRows, r1 - next_p)));
+      const int64_t lines_per_row = (std::min(kKBlock, cols - next_k0) + kLine - 1) / kLine;
+      const int64_t next_lines = next_rows * lines_per_row;
+      const int64_t lines_per_tile =
+          (next_lines + (n + kTileTokens - 1) / kTileTokens - 1) / ((n + kTileTokens - 1) / kTileTokens);
+      int64_t line = 0;
       for (int i = 0; i < n; i += kTileTokens) {
+        for (int64_t e = std::min(next_lines, line + lines_per_tile); line < e; ++line) {
+          _mm_prefetch(reinterpret_cast<const char*>(wd + (next_p + line / lines_per_row) * cols + next_k0 +
+                                                     line % lines_per_row * kLine),
+                       _MM_HINT_T1);
+        }
         const int mt = std::min(kTileTokens, n - i);
         float* st = state + static_cast<int64_t>(i) * kPanelRows * 8;
         int j = 0;
         if (mt == kTileTokens) {  // the common case, called directly so that it inlines
           for (; j + kTileRows <= np; j += kTileRows) {
-            BlockedTile<kTileTokens, kTileRows>(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull, tail,
-                                                first, last, out + i * ldo + p + j, ldo);
+            BlockedTile<kTileTokens, kTileRows>(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull,
+                                                tail, first, last, out + i * ldo + p + j, ldo);
           }
         }
         for (; j < np; j += kTileRows) {
           const int nt = std::min(kTileRows, np - j);
-          BlockedForTile(mt, nt)(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull, tail, first, last,
-                                 out + i * ldo + p + j, ldo);
+          BlockedForTile(mt, nt)(st + j * 8, x + i * ldx + k0, ldx, wp + j * kKBlock, kfull, tail, first,
+                                 last, out + i * ldo + p + j, ldo);
         }
       }
     }
@@ -235,8 +273,8 @@ void MatMulBlocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, 
 }
 
 template <class L>
-void MatMulAny(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0, int64_t r1,
-               KernelScratch scratch) {
+void MatMulAny(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
+               int64_t r1, KernelScratch scratch) {
   if (n < kBlockedMinTokens) {
     MatMulDirect<L>(out, ldo, x, ldx, n, w, r0, r1);
   } else {
@@ -253,10 +291,14 @@ size_t MatMulFloatScratch(int n, int64_t cols) {
 void MatMulFloat(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
                  int64_t r1, KernelScratch scratch) {
   switch (w.dtype) {
-    case DType::kF32: return MatMulAny<F32W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
-    case DType::kF16: return MatMulAny<F16W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
-    case DType::kBF16: return MatMulAny<BF16W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
-    case DType::kQ8_0: break;  // MatMulQ8
+    case DType::kF32:
+      return MatMulAny<F32W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
+    case DType::kF16:
+      return MatMulAny<F16W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
+    case DType::kBF16:
+      return MatMulAny<BF16W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
+    case DType::kQ8_0:
+      break;  // MatMulQ8
   }
 }
 

@@ -134,7 +134,10 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
       const int mt = std::min(tile_tokens, n - i);
       for (int64_t r = p; r < pend; r += tile_rows) {
         const int nt = static_cast<int>(std::min<int64_t>(tile_rows, pend - r));
-        const TileFn fn = mt == 1 ? TileFor<1>(nt) : mt == 2 ? TileFor<2>(nt) : mt == 3 ? TileFor<3>(nt) : TileFor<4>(nt);
+        const TileFn fn = mt == 1   ? TileFor<1>(nt)
+                          : mt == 2 ? TileFor<2>(nt)
+                          : mt == 3 ? TileFor<3>(nt)
+                                    : TileFor<4>(nt);
         fn(out + i * ldo + r, ldo, x, i, wd + r * nb, nb);
       }
     }

@@ -24,7 +24,8 @@ void SwiGlu(float* out, const float* gate, const float* up, int64_t count) {
     const __m256i mask = TailMask(static_cast<int>(count - i));
     const __m256 g = _mm256_maskload_ps(gate + i, mask);
     const __m256 den = _mm256_add_ps(one, Exp(_mm256_xor_ps(g, sign)));
-    _mm256_maskstore_ps(out + i, mask, _mm256_mul_ps(_mm256_div_ps(g, den), _mm256_maskload_ps(up + i, mask)));
+    _mm256_maskstore_ps(out + i, mask,
+                        _mm256_mul_ps(_mm256_div_ps(g, den), _mm256_maskload_ps(up + i, mask)));
   }
 }
 

@@ -55,9 +55,9 @@ class ThreadPool {
   // pending_ and idle workers spin on epoch_.
   alignas(64) std::atomic<uint64_t> epoch_{0};  // bumped once per job
   std::atomic<bool> stop_{false};
-  alignas(64) std::atomic<int64_t> next_{0};    // first item not yet handed out
-  alignas(64) std::atomic<int> pending_{0};     // workers still inside the current job
-  alignas(64) std::atomic<int> sleepers_{0};    // workers blocked (or about to block) on wake_cv_
+  alignas(64) std::atomic<int64_t> next_{0};  // first item not yet handed out
+  alignas(64) std::atomic<int> pending_{0};   // workers still inside the current job
+  alignas(64) std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on wake_cv_
 
   // Only for the sleep/wake slow path.
   std::mutex wake_mu_;
