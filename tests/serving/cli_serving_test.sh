@@ -216,9 +216,10 @@ if wait_exit "$SERVE_PID" 30 && [ "$RC" = 0 ]; then pass "SIGTERM during startup
 expect_gone "SIGTERM during startup" "$SERVE_PID" $procs $(descendants "$SERVE_PID")
 SERVE_PID=""
 
-# A child dies: serve stops the rest, says which one died, exits 1.
+# A child dies with worker restarts turned off: serve stops the rest, says which one died, exits 1.
+# (With restarts on, the default, a dead worker group is relaunched: tests/serving/fault_test.sh.)
 for victim in strata-coordina mpirun strata-worker; do
-  start_serve "kill-$victim" --model "$M" --tp 2 --pp 2 --listen 127.0.0.1:0
+  start_serve "kill-$victim" --model "$M" --tp 2 --pp 2 --listen 127.0.0.1:0 --restart-workers 0
   if ! wait_serving "kill-$victim"; then fail "kill $victim: serve did not start: $(cat "$TMP/kill-$victim.err")"; continue; fi
   procs=$(descendants "$SERVE_PID")
   target=$(for p in $procs; do [ "$(cat /proc/$p/comm 2>/dev/null)" = "$victim" ] && echo "$p"; done | head -n 1)
