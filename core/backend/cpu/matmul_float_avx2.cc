@@ -31,6 +31,7 @@ namespace {
 
 // Measured on Zen 3 (docs/cpu-backend.md): a 96-row panel (96 KiB packed, in L2) beat 12-48 rows,
 // 256 columns per k-block beat 128-1024, and blocking the tokens too only lost.
+constexpr int kStreams = 4;  // decode: far-apart row streams per thread (2 and adjacent rows were slower)
 constexpr int kBlockedMinTokens = 8;
 constexpr int kTileTokens = 4;
 constexpr int kTileRows = 3;
@@ -100,17 +101,18 @@ inline void Accumulate(__m256 (&acc)[MT][NT], const float* x, int64_t ldx, const
 
 template <int MT, int NT, class L>
 void DirectTile(float* out, int64_t ldo, const float* x, int64_t ldx, const typename L::T* w, int64_t ldw,
-                int64_t cols) {
+                int64_t cols, int64_t o_stride) {
   __m256 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = _mm256_setzero_ps();
   Accumulate<MT, NT, L>(acc, x, ldx, w, ldw, cols & ~int64_t{7}, static_cast<int>(cols & 7));
   for (int i = 0; i < MT; ++i)
-    for (int j = 0; j < NT; ++j) out[i * ldo + j] = Hsum(acc[i][j]);
+    for (int j = 0; j < NT; ++j) out[i * ldo + j * o_stride] = Hsum(acc[i][j]);
 }
 
 template <class L>
-using DirectFn = void (*)(float*, int64_t, const float*, int64_t, const typename L::T*, int64_t, int64_t);
+using DirectFn = void (*)(float*, int64_t, const float*, int64_t, const typename L::T*, int64_t, int64_t,
+                          int64_t);
 
 // Tiles of up to 2 tokens × 4 rows or 4 tokens × 3 rows (<= 16 vector registers in use).
 template <class L, int MT>
@@ -131,7 +133,20 @@ template <class L>
 void MatMulDirect(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
                   int64_t r1) {
   const auto* wd = static_cast<const typename L::T*>(w.data);
-  const int rows_per_tile = n <= 2 ? 4 : 3;
+  if (n <= 2) {
+    // The range is read as kStreams far-apart sequential streams, one row of each per tile, which
+    // this memory system serves faster than adjacent rows; leftover rows go one at a time.
+    const int64_t q = (r1 - r0) / kStreams;
+    const DirectFn<L> spread = n == 1 ? DirectTile<1, kStreams, L> : DirectTile<2, kStreams, L>;
+    const DirectFn<L> single = n == 1 ? DirectTile<1, 1, L> : DirectTile<2, 1, L>;
+    for (int64_t t = 0; t < q; ++t) {
+      spread(out + r0 + t, ldo, x, ldx, wd + (r0 + t) * w.cols, q * w.cols, w.cols, q);
+    }
+    for (int64_t r = r0 + kStreams * q; r < r1; ++r)
+      single(out + r, ldo, x, ldx, wd + r * w.cols, w.cols, w.cols, 1);
+    return;
+  }
+  const int rows_per_tile = 3;
   for (int64_t r = r0; r < r1; r += rows_per_tile) {
     const int nt = static_cast<int>(std::min<int64_t>(rows_per_tile, r1 - r));
     for (int i = 0; i < n; i += kTileTokens) {
@@ -151,7 +166,7 @@ void MatMulDirect(float* out, int64_t ldo, const float* x, int64_t ldx, int n, c
           fn = DirectFor<L, 4>(nt);
           break;
       }
-      fn(out + i * ldo + r, ldo, x + i * ldx, ldx, wd + r * w.cols, w.cols, w.cols);
+      fn(out + i * ldo + r, ldo, x + i * ldx, ldx, wd + r * w.cols, w.cols, w.cols, 1);
     }
   }
 }

@@ -23,10 +23,10 @@ namespace strata::cpu::avx2 {
 namespace {
 
 constexpr int kPanelRows = 12;  // rows whose blocks stay in L2 while every token tile passes over them
-// Decode reads one row at a time (one sequential stream, which the memory system serves best
-// here) with a software prefetch one 2048-column row (64 blocks, 2 KiB) ahead; 2, 4 and 8
-// interleaved rows, or shorter distances, were slower (docs/cpu-backend.md).
+// Decode reads each row stream with a software prefetch one 2048-column row (64 blocks, 2 KiB)
+// ahead; shorter distances were slower (docs/cpu-backend.md).
 constexpr int kPrefetchBlocks = 64;
+constexpr int kStreams = 2;  // decode: far-apart row streams per thread (1, 4, adjacent rows: slower)
 
 // f16 → f32 for every half: a Q8_0 block's scale costs one table load instead of an insert and
 // a conversion. Filled by InitQ8Tables() before the kernels are handed out.
@@ -36,7 +36,8 @@ float g_f16_to_f32[1 << 16];
 // broadcasts straight from memory (load ports, no shuffles), and per pair of rows the float work
 // is one multiply and one FMA.
 template <int MT, int NT>
-void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_0* w, int64_t nb) {
+void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_0* w, int64_t nb,
+            int64_t w_stride, int64_t o_stride) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MT][NT];
   const int8_t* xqs[MT];
@@ -51,7 +52,7 @@ void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_
     __m256 dw[NT];
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) {
-      const BlockQ8_0& blk = w[j * nb + b];
+      const BlockQ8_0& blk = w[j * w_stride + b];
       _mm_prefetch(reinterpret_cast<const char*>(&blk + kPrefetchBlocks), _MM_HINT_T0);
       wq[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
       dw[j] = _mm256_broadcast_ss(&g_f16_to_f32[blk.d]);
@@ -71,10 +72,10 @@ void Q8Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const BlockQ8_
     }
   }
   for (int i = 0; i < MT; ++i)
-    for (int j = 0; j < NT; ++j) out[i * ldo + j] = Hsum(acc[i][j]);
+    for (int j = 0; j < NT; ++j) out[i * ldo + j * o_stride] = Hsum(acc[i][j]);
 }
 
-using TileFn = void (*)(float*, int64_t, const Q8Rows&, int64_t, const BlockQ8_0*, int64_t);
+using TileFn = void (*)(float*, int64_t, const Q8Rows&, int64_t, const BlockQ8_0*, int64_t, int64_t, int64_t);
 
 template <int MT>
 constexpr TileFn TileFor(int nt) {
@@ -124,21 +125,31 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQ8Block;
   const auto* wd = static_cast<const BlockQ8_0*>(w.data);
-  // Decode: 1-2 tokens × 1 row. Prefill: 4 tokens × 2 rows (8 accumulators, 2 weight blocks and
-  // their scales, |x|, x's scale and temporaries fill the 16 registers).
-  const int tile_tokens = n <= 2 ? n : 4;
-  const int tile_rows = n <= 2 ? 1 : 2;
+  if (n <= 2) {
+    // Decode: the range is read as kStreams far-apart sequential streams, one row of each per
+    // tile (each with its software prefetch), which this memory system serves faster than one
+    // stream or adjacent rows; the rows left over go one at a time.
+    const int64_t q = (r1 - r0) / kStreams;
+    const TileFn spread = n == 1 ? Q8Tile<1, kStreams> : Q8Tile<2, kStreams>;
+    const TileFn single = n == 1 ? Q8Tile<1, 1> : Q8Tile<2, 1>;
+    for (int64_t t = 0; t < q; ++t) spread(out + r0 + t, ldo, x, 0, wd + (r0 + t) * nb, nb, q * nb, q);
+    for (int64_t r = r0 + kStreams * q; r < r1; ++r) single(out + r, ldo, x, 0, wd + r * nb, nb, nb, 1);
+    return;
+  }
+  // Prefill: 4 tokens × 2 rows (8 accumulators, 2 weight blocks and their scales, |x|, x's scale
+  // and temporaries fill the 16 registers).
+  constexpr int kTileTokens = 4, kTileRows = 2;
   for (int64_t p = r0; p < r1; p += kPanelRows) {
     const int64_t pend = std::min(r1, p + kPanelRows);
-    for (int i = 0; i < n; i += tile_tokens) {
-      const int mt = std::min(tile_tokens, n - i);
-      for (int64_t r = p; r < pend; r += tile_rows) {
-        const int nt = static_cast<int>(std::min<int64_t>(tile_rows, pend - r));
+    for (int i = 0; i < n; i += kTileTokens) {
+      const int mt = std::min(kTileTokens, n - i);
+      for (int64_t r = p; r < pend; r += kTileRows) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTileRows, pend - r));
         const TileFn fn = mt == 1   ? TileFor<1>(nt)
                           : mt == 2 ? TileFor<2>(nt)
                           : mt == 3 ? TileFor<3>(nt)
                                     : TileFor<4>(nt);
-        fn(out + i * ldo + r, ldo, x, i, wd + r * nb, nb);
+        fn(out + i * ldo + r, ldo, x, i, wd + r * nb, nb, nb, 1);
       }
     }
   }
