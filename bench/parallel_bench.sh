@@ -125,7 +125,7 @@ for layout in "${LAYOUTS[@]}"; do
   best=""
   for ((r = 0; r < DECODE_REPEATS; r++)); do
     o=$TMP/decode-$tp-$pp-$r
-    if ! worker "$tp" "$pp" "$threads" "$o" --prompt "$SHORT_PROMPT" --max-tokens $((DECODE_TOKENS + 1)); then
+    if ! worker "$tp" "$pp" "$threads" "$o" --prompt "$SHORT_PROMPT" --max-tokens $((DECODE_TOKENS + 1)) --timings; then
       echo "  decode run failed: $(tail -5 "$o.err")"
       failed=$((failed + 1))
       continue
@@ -135,6 +135,9 @@ for layout in "${LAYOUTS[@]}"; do
                END {if (n > 1 && tn - t1 >= 0.5) printf "%.2f", (n - 1) / (tn - t1); else print "?"}' "$o.out")
     n=$(grep -c '^[0-9.]* {"id"' "$o.out")
     echo "  decode: $((n - 1)) tokens after the first at $rate tokens/s   ($(grep '\] .* tokens in' "$o.err" | tail -1))"
+    # Per rank: time per step and the part spent communicating (all-reduce; stage sends/receives
+    # and the sampling exchange, which for a pipeline stage includes waiting for the other stage).
+    grep '^timings' "$o.err" | sort | sed 's/^/    /'
     [ "$rate" = "?" ] && echo "  (the $((n - 1)) tokens took under 0.5 s: too fast to time from the stream; raise BENCH_DECODE_TOKENS)"
     # peak resident set of each rank, MiB
     RSS[$key]=$(sed -n 's/^bench-maxrss rank=\([0-9]*\) kib=\([0-9]*\).*/\1 \2/p' "$o.err" | sort -n |

@@ -17,6 +17,7 @@
 #include "cli/generation_flags.h"
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/comm/mpi_communicator.h"
+#include "core/comm/timed_communicator.h"
 #include "core/engine/engine.h"
 #include "core/engine/json_lines.h"
 #include "core/engine/model_bundle.h"
@@ -32,7 +33,7 @@ using namespace strata;  // NOLINT: a main file
 struct WorkerConfig {
   std::string coordinator, model, prompt, dump_logits;
   int64_t tp = 1, pp = 1, threads = 0;
-  bool json = false, report_memory = false;
+  bool json = false, report_memory = false, timings = false;
   GenerationRequest request;
 };
 
@@ -64,6 +65,8 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
   flags.Int("threads", &cfg.threads, "CPU threads per rank (default: cores / ranks on this host, at least 1)");
   flags.Bool("json", &cfg.json, "one JSON object per token; the last line has finish reason and usage");
   flags.Bool("report-memory", &cfg.report_memory, "each rank prints its resident memory and weight bytes");
+  flags.Bool("timings", &cfg.timings,
+             "each rank prints its time per step and the part spent communicating (all-reduce, stage sends)");
   flags.String("dump-logits", &cfg.dump_logits, "append each step's full logits (f32, n_vocab per step) to FILE");
   if (absl::Status s = flags.Parse(args); !s.ok()) return FailAll(rank, std::string(s.message()), 2);
   if (flags.help_requested()) {
@@ -107,7 +110,8 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
   ModelOptions mo;
   mo.max_logit_rows = 1;
   mo.layout = layout;
-  mo.tp_comm = tp->get();
+  TimedCommunicator timed_tp(tp->get());  // all-reduces inside the model, timed for --timings
+  mo.tp_comm = &timed_tp;
   // A layout the model cannot take is found the same way on every rank: each exits with the message.
   absl::StatusOr<std::unique_ptr<gguf::GgufFile>> file = gguf::GgufFile::Open(cfg.model);
   if (!file.ok()) AbortJob(rank, std::string(file.status().message()));
@@ -151,6 +155,17 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
   });
   if (dump != nullptr) std::fclose(dump);
   if (!out.ok()) AbortJob(rank, std::string(out.status().message()));
+  if (cfg.timings) {
+    // Steps = prompt prefill + one per generated token after the first.
+    const PipelineExecutor& ex = **executor;
+    const double steps = std::max<double>(1, out->front().completion_tokens);
+    std::fprintf(stderr,
+                 "timings rank %d (stage %d, tensor rank %d): %.0f steps, %.2f ms/step, of which all-reduce %.3f ms "
+                 "(%lld calls), stage send/recv + sampling exchange %.3f ms\n",
+                 rank, layout.stage(), layout.tensor_rank(), steps, 1000 * ex.step_seconds() / steps,
+                 1000 * timed_tp.seconds() / steps, static_cast<long long>(timed_tp.calls()),
+                 1000 * ex.comm_seconds() / steps);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (rank == 0) {
     std::printf("%s\n", cfg.json ? FinishJsonLine(out->front(), cfg.request.sampling.seed).c_str() : "");
