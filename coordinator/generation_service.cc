@@ -81,8 +81,11 @@ Status GenerationService::Validate(const strata::v1::GenerateRequest& r, SubmitR
     }
     out->stop.push_back(r.stop(i));
   }
-  if (r.top_logprobs() != 0) return invalid("top_logprobs is not supported yet; use logprobs for the chosen token");
-  out->logprobs = r.logprobs();
+  if (r.top_logprobs() < 0 || r.top_logprobs() > 20) {
+    return invalid(absl::StrCat("top_logprobs must be in [0, 20], got ", r.top_logprobs()));
+  }
+  out->top_logprobs = r.top_logprobs();
+  out->logprobs = r.logprobs() || r.top_logprobs() > 0;
   out->ignore_eos = r.ignore_eos();
   SamplingParams& p = out->sampling;
   const strata::v1::SamplingParams& s = r.sampling();

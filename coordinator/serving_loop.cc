@@ -155,6 +155,7 @@ void ServingLoop::BuildStep(const std::vector<ScheduledSeq>& step, CoordinatorMe
     sp->set_presence_penalty(p.presence_penalty);
     sp->set_seed(p.seed);
     s->set_draw_index(seq.generated());
+    s->set_top_logprobs(active_.at(seq.id)->request.top_logprobs);
     const bool penalties = (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) &&
                            p.penalty_last_n != 0;
     if (penalties) {
@@ -179,6 +180,12 @@ void ServingLoop::Apply(const strata::v1::StepResult& result) {
     strata::v1::Token* tok = resp.add_tokens();
     tok->set_id(t.id());
     if (a.request.logprobs) tok->set_logprob(t.logprob());
+    for (const strata::v1::TopLogprob& alt : t.top_logprobs()) {
+      strata::v1::TopLogprob* out = tok->add_top_logprobs();
+      out->set_id(alt.id());
+      out->set_logprob(alt.logprob());
+      out->set_text(SanitizeUtf8(tokenizer_->TokenBytes(alt.id())));
+    }
     FinishReason finish = strata::v1::FINISH_REASON_UNSPECIFIED;
     std::string text;
     if (!a.request.ignore_eos && tokenizer_->IsEog(t.id())) {

@@ -41,6 +41,7 @@ struct SubmitRequest {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool logprobs = false;
+  int32_t top_logprobs = 0;  // alternatives per token, 0..20
 };
 
 class ServingLoop {

@@ -86,7 +86,8 @@ class StepRunner {
       sampler.Reset(FromProto(s.sampling()), DrawSeed(s.sampling().seed(), s.draw_index()));
       std::vector<int32_t>& history = histories_[sampled];
       history.assign(s.recent_tokens().begin(), s.recent_tokens().end());
-      rows_.push_back({&sampler, &history, history.size() - std::min<size_t>(history.size(), s.recent_generated())});
+      rows_.push_back({&sampler, &history, history.size() - std::min<size_t>(history.size(), s.recent_generated()),
+                       std::min(s.top_logprobs(), 20)});
       ++sampled;
     }
     STRATA_RETURN_IF_ERROR(executor_->Step(batch_, rows_, &out_));
@@ -98,6 +99,13 @@ class StepRunner {
       t->set_seq_id(s.seq_id());
       t->set_id(out_[r].id);
       t->set_logprob(out_[r].logprob);
+      if (r < executor_->top_logprobs().size()) {
+        for (const Sampler::TokenLogprob& alt : executor_->top_logprobs()[r]) {
+          strata::v1::TopLogprob* a = t->add_top_logprobs();
+          a->set_id(alt.id);
+          a->set_logprob(alt.logprob);
+        }
+      }
       ++r;
     }
     return absl::OkStatus();

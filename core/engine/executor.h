@@ -21,6 +21,7 @@ struct SampleRequest {
   Sampler* sampler = nullptr;
   const std::vector<int32_t>* history = nullptr;  // prompt + generated
   size_t generated_begin = 0;                     // history[generated_begin...] are generated
+  int32_t top_logprobs = 0;                       // alternatives to report (top_logprobs())
 };
 
 struct SampledToken {
@@ -42,9 +43,13 @@ class StepExecutor {
   // Debugging and tests: called with the full logits [n_vocab] of the first sampled row of every
   // step, on one process of the group.
   void set_logits_observer(std::function<void(const float*, int32_t)> f) { observer_ = std::move(f); }
+  // After Step, on the process that sampled: for row r, its rows[r].top_logprobs most likely
+  // tokens (most likely first) with their log-probabilities.
+  const std::vector<std::vector<Sampler::TokenLogprob>>& top_logprobs() const { return top_; }
 
  protected:
   std::function<void(const float*, int32_t)> observer_;
+  std::vector<std::vector<Sampler::TokenLogprob>> top_;
 };
 
 // The whole model in this process.

@@ -18,12 +18,15 @@ absl::Status LocalExecutor::Step(const Batch& batch, const std::vector<SampleReq
   STRATA_RETURN_IF_ERROR(model_->Forward(batch, kv_.get(), logits_.data()));
   const int32_t n_vocab = model_->config().n_vocab;
   out->resize(rows.size());
+  top_.resize(rows.size());
   for (size_t r = 0; r < rows.size(); ++r) {
     const float* row = logits_.data() + r * static_cast<size_t>(n_vocab);
     if (r == 0 && observer_) observer_(row, n_vocab);
     const SampleRequest& q = rows[r];
     (*out)[r].id = q.sampler->Sample(row, n_vocab, *q.history, q.generated_begin);
     (*out)[r].logprob = q.sampler->ChosenLogprob();
+    if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
+    else top_[r].clear();
   }
   return absl::OkStatus();
 }

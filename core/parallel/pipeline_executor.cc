@@ -96,11 +96,14 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
   const ShardSpec& s = model_->shard();
   const int32_t n_vocab = model_->config().n_vocab;
   if (observer_) STRATA_RETURN_IF_ERROR(ObserveFullLogits(logits_.data()));
+  top_.resize(rows.size());
   if (layout_.tp == 1) {  // the whole vocabulary is here: sample exactly as a single process
     for (size_t r = 0; r < rows.size(); ++r) {
       const SampleRequest& q = rows[r];
       (*out)[r].id = q.sampler->Sample(logits_.data() + r * s.n_vocab, n_vocab, *q.history, q.generated_begin);
       (*out)[r].logprob = q.sampler->ChosenLogprob();
+      if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
+      else top_[r].clear();
     }
     return absl::OkStatus();
   }
@@ -153,6 +156,22 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
     const int32_t id = q.sampler->Sample(dense_.data(), n_vocab, kNoHistory, 0);
     (*out)[r].id = id;
     (*out)[r].logprob = static_cast<float>(dense_[id] - global_lse);
+    // Alternatives from the gathered candidates: exact for up to kCandidates of them.
+    top_[r].clear();
+    if (q.top_logprobs > 0) {
+      for (int t = 0; t < layout_.tp; ++t) {
+        const Candidate* cands =
+            reinterpret_cast<const Candidate*>(recv_.data() + t * bytes + r * kRowBytes + sizeof(float));
+        for (int i = 0; i < kCandidates; ++i) {
+          if (cands[i].id >= 0) top_[r].push_back({cands[i].id, static_cast<float>(cands[i].logit - global_lse)});
+        }
+      }
+      const size_t n = std::min<size_t>(top_[r].size(), std::min(q.top_logprobs, kCandidates));
+      std::partial_sort(top_[r].begin(), top_[r].begin() + n, top_[r].end(), [](const auto& a, const auto& b) {
+        return a.logprob > b.logprob || (a.logprob == b.logprob && a.id < b.id);
+      });
+      top_[r].resize(n);
+    }
     for (int t = 0; t < layout_.tp; ++t) {  // back to all -inf for the next row
       const Candidate* cands = reinterpret_cast<const Candidate*>(recv_.data() + t * bytes + r * kRowBytes + sizeof(float));
       for (int i = 0; i < kCandidates; ++i) {

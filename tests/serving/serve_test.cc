@@ -479,6 +479,33 @@ TEST_F(ServingTest, ConcurrentStreamsMatchSoloRuns) {
   ExpectIdle();
 }
 
+// top_logprobs: the alternatives come from the last stage's TP ranks (candidates of each
+// vocabulary slice); under greedy decoding the first one is the chosen token itself.
+TEST_F(ServingTest, TopLogprobsListTheMostLikelyTokens) {
+  GenerateRequest req = TextRequest("Once upon a time", 12);
+  req.mutable_sampling()->set_temperature(0);
+  req.set_top_logprobs(4);
+  auto stub = v1::Generation::NewStub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto reader = stub->Generate(&ctx, req);
+  v1::GenerateResponse resp;
+  int tokens = 0;
+  while (reader->Read(&resp)) {
+    for (const v1::Token& t : resp.tokens()) {
+      ++tokens;
+      ASSERT_EQ(t.top_logprobs_size(), 4);
+      EXPECT_EQ(t.top_logprobs(0).id(), t.id());
+      EXPECT_NEAR(t.top_logprobs(0).logprob(), t.logprob(), 1e-5);
+      EXPECT_LE(t.logprob(), 0.0f);
+      for (int i = 1; i < 4; ++i) EXPECT_GE(t.top_logprobs(i - 1).logprob(), t.top_logprobs(i).logprob());
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(tokens, 12);
+  ExpectIdle();
+}
+
 TEST_F(ServingTest, StopStringEndsGenerationAndIsNotReturned) {
   const GenerateRequest base = TextRequest("Once upon a time there was", 24);
   const Outcome full = Generate(channel_, base);
