@@ -1,5 +1,7 @@
 #include "core/backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -10,17 +12,26 @@
 namespace strata {
 namespace {
 
+// Host memory, zero-filled. Large buffers (the KV cache above all) are anonymous mappings: the
+// kernel hands out zero pages as they are first written, so a cache sized for many full-length
+// sequences costs resident memory only for the blocks actually used.
 class HostBuffer final : public Buffer {
  public:
-  HostBuffer(void* p, size_t n) : p_(p), n_(n) {}
-  ~HostBuffer() override { std::free(p_); }
+  HostBuffer(void* p, size_t n, size_t mapped) : p_(p), n_(n), mapped_(mapped) {}
+  ~HostBuffer() override {
+    if (mapped_ > 0) munmap(p_, mapped_);
+    else std::free(p_);
+  }
   void* data() override { return p_; }
   size_t size() const override { return n_; }
 
  private:
   void* p_;
   size_t n_;
+  size_t mapped_;  // bytes mapped with mmap, or 0 for heap memory
 };
+
+constexpr size_t kMapThreshold = 1 << 20;
 
 // Items per chunk so that a chunk is worth a thread hand-off (~16K multiply-adds or more).
 int64_t Grain(int64_t items, int64_t work_per_item, int threads) {
@@ -36,10 +47,15 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
 
 absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  if (rounded >= kMapThreshold) {
+    void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes, " bytes"));
+    return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, rounded));  // page-aligned, zero-filled
+  }
   void* p = std::aligned_alloc(64, rounded);
   if (p == nullptr) return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes, " bytes"));
   std::memset(p, 0, rounded);
-  return std::unique_ptr<Buffer>(new HostBuffer(p, bytes));
+  return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, 0));
 }
 
 void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
