@@ -113,7 +113,8 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
   for (size_t r = 0; r < rows.size(); ++r) {
     const SampleRequest& q = rows[r];
     std::copy_n(logits_.data() + r * s.n_vocab, s.n_vocab, scratch_.data());
-    ApplyPenalties(q.sampler->params(), scratch_.data(), s.vocab_offset, s.n_vocab, *q.history, q.generated_begin);
+    ApplyPenalties(q.sampler->params(), scratch_.data(), s.vocab_offset, s.n_vocab, *q.history, q.generated_begin,
+                   &penalty_scratch_);
     float mx = -std::numeric_limits<float>::infinity();
     for (int32_t i = 0; i < s.n_vocab; ++i) {
       local[i] = {std::isnan(scratch_[i]) ? -std::numeric_limits<float>::infinity() : scratch_[i], s.vocab_offset + i};

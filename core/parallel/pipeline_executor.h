@@ -66,6 +66,7 @@ class PipelineExecutor final : public StepExecutor {
   std::vector<float> scratch_;     // penalized local row
   std::vector<float> dense_;       // [n_vocab] candidates on -inf, for the sampler
   std::vector<Candidate> local_;   // [vocab slice] candidates being ranked
+  std::vector<std::pair<int32_t, int32_t>> penalty_scratch_;  // reused by ApplyPenalties
   std::vector<char> send_, recv_;  // candidate exchange
   double comm_seconds_ = 0, step_seconds_ = 0;
   bool broadcast_results_ = true;

@@ -6,7 +6,8 @@
 namespace strata {
 
 void ApplyPenalties(const SamplingParams& p, float* logits, int32_t vocab_offset, int32_t n,
-                    const std::vector<int32_t>& history, size_t generated_begin) {
+                    const std::vector<int32_t>& history, size_t generated_begin,
+                    std::vector<std::pair<int32_t, int32_t>>* scratch) {
   const bool repetition = p.repetition_penalty > 0.0f && p.repetition_penalty != 1.0f;
   if (p.penalty_last_n == 0) return;
   if (!repetition && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f) return;
@@ -14,7 +15,8 @@ void ApplyPenalties(const SamplingParams& p, float* logits, int32_t vocab_offset
   const size_t window = p.penalty_last_n < 0 ? size : static_cast<size_t>(p.penalty_last_n);
   const size_t start = window >= size ? 0 : size - window;
   // (id, 1 if generated) for the window's tokens in this slice, grouped by id.
-  std::vector<std::pair<int32_t, int32_t>> seen;
+  std::vector<std::pair<int32_t, int32_t>>& seen = *scratch;
+  seen.clear();
   for (size_t i = start; i < size; ++i) {
     const int32_t t = history[i];
     if (t >= vocab_offset && t < vocab_offset + n) seen.emplace_back(t, i >= generated_begin ? 1 : 0);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/sampling/sampling_params.h"
@@ -11,8 +12,10 @@
 namespace strata {
 
 // logits[0, n) hold vocabulary ids [vocab_offset, vocab_offset + n). history = prompt + generated,
-// generated tokens start at generated_begin.
+// generated tokens start at generated_begin. `scratch` is reused between calls, so the
+// per-token path allocates nothing once it has grown to the penalty window.
 void ApplyPenalties(const SamplingParams& p, float* logits, int32_t vocab_offset, int32_t n,
-                    const std::vector<int32_t>& history, size_t generated_begin);
+                    const std::vector<int32_t>& history, size_t generated_begin,
+                    std::vector<std::pair<int32_t, int32_t>>* scratch);
 
 }  // namespace strata

@@ -6,24 +6,7 @@ set -u
 BIN=$1
 STRATA=$BIN/strata
 TMP=$(mktemp -d /tmp/strata_cli_serving.XXXXXX)
-failures=0
-passes=0
-SERVE_PID=""
-
-pass() { passes=$((passes + 1)); echo "ok: $1"; }
-fail() { failures=$((failures + 1)); echo "FAIL: $1"; }
-
-cleanup() {
-  if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
-    kill -TERM "$SERVE_PID"
-    for _ in $(seq 1 150); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVE_PID" 2>/dev/null
-  fi
-  # Anything of this test still alive (the coordinator's command line names $TMP).
-  pkill -KILL -f "$TMP" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/harness.sh"
 
 # expect_error NAME RC NEEDLE CMD...: the command must exit with RC ("nonzero": any but 0) and
 # print NEEDLE on stderr.

@@ -8,21 +8,7 @@ set -u
 BIN=$1
 STRATA=$BIN/strata
 TMP=$(mktemp -d /tmp/strata_fault.XXXXXX)
-failures=0
-passes=0
-SERVE_PID=""
-pass() { passes=$((passes + 1)); echo "ok: $1"; }
-fail() { failures=$((failures + 1)); echo "FAIL: $1"; }
-cleanup() {
-  if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
-    kill -TERM "$SERVE_PID"
-    for _ in $(seq 1 150); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVE_PID" 2>/dev/null
-  fi
-  pkill -KILL -f "$TMP" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/harness.sh"
 
 # A model big enough that a 32-token generation takes seconds on 2 cores, so the fault lands
 # mid-stream: the tinyllama-1.1b shape in Q8_0 (1.1 GB, written in ~15 s).

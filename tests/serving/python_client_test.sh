@@ -21,21 +21,7 @@ for f in grpc/health/v1/health.proto grpc/reflection/v1alpha/reflection.proto; d
 done
 
 TMP=$(mktemp -d /tmp/strata_pyclient_test.XXXXXX)
-SERVE_PID=""
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); echo "ok: $1"; }
-fail() { failures=$((failures + 1)); echo "FAIL: $1"; }
-cleanup() {
-  if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
-    kill -TERM "$SERVE_PID"
-    for _ in $(seq 1 150); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVE_PID" 2>/dev/null
-  fi
-  pkill -KILL -f "$TMP" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/harness.sh"
 
 M=$TMP/m.gguf
 "$STRATA" make-model --arch llama --preset tiny --dtype f32 --out "$M" >/dev/null 2>&1 || { echo "FAIL: make-model"; exit 1; }
