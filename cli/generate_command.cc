@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "cli/client_connection.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/generate_client.h"
@@ -45,7 +46,7 @@ std::string TokenLine(const v1::Token& t, bool with_logprob) {
 
 // The flags, as given. Sampling values are checked by the server, which names the field.
 struct GenerateFlags {
-  std::string server, prompt, request_id;
+  std::string prompt, request_id;
   int64_t max_tokens = 0, top_k = 0, seed = 0;
   double temperature = 0, top_p = 0, min_p = 0, repetition = 0, frequency = 0, presence = 0, timeout = 0;
   std::vector<std::string> stop;
@@ -92,7 +93,8 @@ absl::Status BuildRequest(const FlagSet& flags, const GenerateFlags& f, v1::Gene
 int GenerateCommand(const std::vector<std::string>& args) {
   GenerateFlags f;
   FlagSet flags("generate");
-  flags.String("server", &f.server, "address of a strata server, HOST:PORT (required)");
+  ClientConnection connection;
+  connection.Register(&flags);
   flags.String("prompt", &f.prompt, "prompt text (required)");
   flags.Int("max-tokens", &f.max_tokens, "tokens to generate (default: the server's, 128)");
   flags.Float("temperature", &f.temperature, "sampling temperature; 0 = greedy (default: the server's, 1)");
@@ -114,14 +116,17 @@ int GenerateCommand(const std::vector<std::string>& args) {
     std::fputs(flags.Usage().c_str(), stdout);
     return 0;
   }
-  if (f.server.empty()) return Fail("--server is required", 2);
+  if (connection.server.empty()) return Fail("--server is required", 2);
   if (!flags.was_set("prompt")) return Fail("--prompt is required", 2);
   if (flags.was_set("timeout") && !(f.timeout > 0))
     return Fail(absl::StrCat("--timeout must be positive, got ", f.timeout), 2);
   v1::GenerateRequest request;
   if (absl::Status s = BuildRequest(flags, f, &request); !s.ok()) return Fail(std::string(s.message()), 2);
 
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = connection.Connect();
+  if (!channel.ok()) return Fail(std::string(channel.status().message()), 2);
   grpc::ClientContext context;
+  connection.Authorize(&context);
   if (flags.was_set("timeout")) {
     context.set_deadline(
         std::chrono::system_clock::now() +
@@ -147,7 +152,7 @@ int GenerateCommand(const std::vector<std::string>& args) {
       usage = response.usage();
     }
   };
-  GenerateCall call(grpc::CreateChannel(f.server, grpc::InsecureChannelCredentials()), &context, request, on_response);
+  GenerateCall call(*channel, &context, request, on_response);
   const grpc::Status status = call.Await();
   if (!status.ok()) {
     if (printed_text) std::printf("\n");

@@ -14,6 +14,7 @@ constexpr char kUsage[] =
     "commands:\n"
     "  serve        serve a model over gRPC: a coordinator and a local worker group (mpirun)\n"
     "  generate     stream a generation from a strata server\n"
+    "  bench        load-test a strata server: throughput, latency percentiles, goodput\n"
     "  run          generate text in this process (no server)\n"
     "  make-model   write a model file with random weights of a named shape\n"
     "\n"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "serve") return strata::cli::ServeCommand(args);
   if (command == "generate") return strata::cli::GenerateCommand(args);
+  if (command == "bench") return strata::cli::BenchCommand(args);
   if (command == "run") return strata::cli::RunCommand(args);
   if (command == "make-model") return strata::cli::MakeModelCommand(args);
   std::fprintf(stderr, "strata: unknown command '%s'\n\n%s", command.c_str(), kUsage);

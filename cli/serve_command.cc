@@ -26,7 +26,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
 #include <grpcpp/grpcpp.h>
 
@@ -59,7 +61,26 @@ struct ServeConfig {
   double broken_after = 3;
   double drain_timeout = 30;  // seconds NOT_SERVING after serving before a running group counts as broken
   std::vector<std::string> coordinator_limits;  // pass-through "--flag", "value" pairs
+  // TLS for both ports: the coordinator's certificate and key, the CA the workers and serve's own
+  // health probe trust (default: the certificate itself, as for a self-signed one), the name they
+  // verify. API keys are passed through.
+  std::string tls_cert, tls_key, tls_ca, tls_server_name, api_keys;
+  std::string metrics_listen;  // passed through: the coordinator's Prometheus endpoint
+  std::string tls_ca_pem;
+  std::string join_token;  // random per run unless $STRATA_JOIN_TOKEN is set
 };
+
+// 32 random bytes as hex, from the kernel's generator.
+std::string RandomToken() {
+  unsigned char bytes[32];
+  std::FILE* f = std::fopen("/dev/urandom", "rb");
+  const bool ok = f != nullptr && std::fread(bytes, 1, sizeof(bytes), f) == sizeof(bytes);
+  if (f != nullptr) std::fclose(f);
+  if (!ok) return "";
+  std::string hex;
+  for (unsigned char b : bytes) absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
+  return hex;
+}
 
 std::string DescribeWaitStatus(int status) {
   if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
@@ -391,8 +412,9 @@ class Supervisor {
   bool stop_reported_ = false;
 };
 
-// "strata-coordinator listening: public=HOST:PORT cluster=HOST:PORT" → the two addresses.
-bool ParseListeningLine(const std::string& line, std::string* public_addr, std::string* cluster_addr) {
+// "strata-coordinator listening: public=HOST:PORT cluster=HOST:PORT [metrics=HOST:PORT]" → the addresses.
+bool ParseListeningLine(const std::string& line, std::string* public_addr, std::string* cluster_addr,
+                        std::string* metrics_addr) {
   auto field = [&line](const std::string& key, std::string* out) {
     const size_t at = line.find(key);
     if (at == std::string::npos) return false;
@@ -401,6 +423,7 @@ bool ParseListeningLine(const std::string& line, std::string* public_addr, std::
     *out = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
     return !out->empty();
   };
+  field("metrics=", metrics_addr);  // only with --metrics-listen
   return line.rfind("strata-coordinator listening:", 0) == 0 && field("public=", public_addr) &&
          field("cluster=", cluster_addr);
 }
@@ -454,7 +477,14 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
                                                "--listen",       cfg.listen,
                                                "--cluster-listen", "127.0.0.1:0"};
   coordinator_argv.insert(coordinator_argv.end(), cfg.coordinator_limits.begin(), cfg.coordinator_limits.end());
-  std::string error = Spawn(coordinator_argv, {}, out[1], &sup.coordinator());
+  if (!cfg.tls_cert.empty()) coordinator_argv.insert(coordinator_argv.end(), {"--tls-cert", cfg.tls_cert, "--tls-key", cfg.tls_key});
+  if (!cfg.api_keys.empty()) coordinator_argv.insert(coordinator_argv.end(), {"--api-keys", cfg.api_keys});
+  if (!cfg.metrics_listen.empty()) {
+    coordinator_argv.insert(coordinator_argv.end(), {"--metrics-listen", cfg.metrics_listen});
+  }
+  // The join token travels in the environment, not argv, which any user can read in ps.
+  const std::string token_env = absl::StrCat("STRATA_JOIN_TOKEN=", cfg.join_token);
+  std::string error = Spawn(coordinator_argv, {token_env}, out[1], &sup.coordinator());
   close(out[1]);
   if (!error.empty()) {
     close(out[0]);
@@ -480,19 +510,25 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
       return 1;
     }
   }
-  std::string public_addr, cluster_addr;
-  if (!ParseListeningLine(*sup.first_line(), &public_addr, &cluster_addr)) {
+  std::string public_addr, cluster_addr, metrics_addr;
+  if (!ParseListeningLine(*sup.first_line(), &public_addr, &cluster_addr, &metrics_addr)) {
     std::fprintf(stderr, "strata serve: unexpected first line from strata-coordinator: '%s'\n",
                  sup.first_line()->c_str());
     sup.StopAll();
     return 1;
   }
 
+  std::fprintf(stderr, "strata serve: workers attach at %s (%s, join token required)\n", cluster_addr.c_str(),
+               cfg.tls_cert.empty() ? "plaintext" : "TLS");
+
   // 2. The workers, one MPI job. Their stdout goes to our stderr.
   std::vector<std::string> mpirun_argv = {mpirun, "-np", absl::StrCat(cfg.tp * cfg.pp), "--oversubscribe",
-                                          "--bind-to", "none", worker_bin, "--coordinator", cluster_addr};
+                                          "--bind-to", "none", "-x", "STRATA_JOIN_TOKEN",
+                                          worker_bin, "--coordinator", cluster_addr};
+  if (!cfg.tls_ca.empty()) mpirun_argv.insert(mpirun_argv.end(), {"--tls-ca", cfg.tls_ca});
+  if (!cfg.tls_server_name.empty()) mpirun_argv.insert(mpirun_argv.end(), {"--tls-server-name", cfg.tls_server_name});
   if (cfg.threads > 0) mpirun_argv.insert(mpirun_argv.end(), {"--threads", absl::StrCat(cfg.threads)});
-  std::vector<std::string> mpi_env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
+  std::vector<std::string> mpi_env = {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", token_env};
   for (const char* key : {"OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"}) {
     if (std::getenv(key) == nullptr) mpi_env.push_back(absl::StrCat(key, "=lo"));  // one host: loopback only
   }
@@ -507,8 +543,16 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
 
   // 3. Health checks until every worker is attached and ready. No fork happens after this point
   // (gRPC starts threads).
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(LocalDialAddress(public_addr), grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::Channel> channel;
+  if (cfg.tls_cert.empty()) {
+    channel = grpc::CreateChannel(LocalDialAddress(public_addr), grpc::InsecureChannelCredentials());
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = cfg.tls_ca_pem;
+    grpc::ChannelArguments args;
+    if (!cfg.tls_server_name.empty()) args.SetSslTargetNameOverride(cfg.tls_server_name);
+    channel = grpc::CreateCustomChannel(LocalDialAddress(public_addr), grpc::SslCredentials(ssl), args);
+  }
   std::string last_health = "no answer yet";
   for (;;) {
     const auto call_deadline = std::chrono::system_clock::now() +
@@ -529,6 +573,7 @@ int Serve(const ServeConfig& cfg, const std::string& coordinator_bin, const std:
       if (Clock::now() >= wait_until) break;
     }
   }
+  if (!metrics_addr.empty()) std::printf("strata serve: metrics on http://%s/metrics\n", metrics_addr.c_str());
   std::printf("strata serve: serving %s (tp=%lld, pp=%lld) on %s\n", cfg.display_model.c_str(),
               static_cast<long long>(cfg.tp), static_cast<long long>(cfg.pp), public_addr.c_str());
   std::fflush(stdout);
@@ -613,6 +658,15 @@ int ServeCommand(const std::vector<std::string>& args) {
   flags.Float("drain-timeout", &cfg.drain_timeout,
               "on Ctrl-C or SIGTERM, seconds running requests may take to finish (default 30)");
   flags.Float("step-timeout", &step_timeout, "seconds a step may take before the workers count as hung (default 60)");
+  flags.String("tls-cert", &cfg.tls_cert, "PEM certificate: TLS on the public API and the cluster port");
+  flags.String("tls-key", &cfg.tls_key, "PEM private key of --tls-cert");
+  flags.String("tls-ca", &cfg.tls_ca,
+               "PEM CA that signed --tls-cert, trusted by the workers and serve's probe (default: --tls-cert itself)");
+  flags.String("tls-server-name", &cfg.tls_server_name,
+               "name the workers verify in the certificate (default: the address they dial, 127.0.0.1)");
+  flags.String("metrics-listen", &cfg.metrics_listen,
+               "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one; default: off)");
+  flags.String("api-keys", &cfg.api_keys, "file of API keys, one per line; clients send 'authorization: Bearer KEY'");
   // Limits, passed to strata-coordinator as given (it checks them).
   const char* kLimits[][2] = {
       {"max-waiting", "requests queued before new ones are refused with RESOURCE_EXHAUSTED"},
@@ -656,6 +710,27 @@ int ServeCommand(const std::vector<std::string>& args) {
     if (limit_values[i] < 0) return Fail(absl::StrCat("--", kLimits[i][0], " must be >= 0, got ", limit_values[i]), 2);
     cfg.coordinator_limits.push_back(absl::StrCat("--", kLimits[i][0]));
     cfg.coordinator_limits.push_back(absl::StrCat(limit_values[i]));
+  }
+
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) return Fail("--tls-cert and --tls-key go together", 2);
+  if (cfg.tls_cert.empty() && (!cfg.tls_ca.empty() || !cfg.tls_server_name.empty())) {
+    return Fail("--tls-ca and --tls-server-name need --tls-cert and --tls-key", 2);
+  }
+  if (!cfg.tls_cert.empty() && cfg.tls_ca.empty()) cfg.tls_ca = cfg.tls_cert;
+  if (!cfg.tls_ca.empty()) {
+    std::ifstream in(cfg.tls_ca, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return Fail(absl::StrCat("--tls-ca: ", cfg.tls_ca, " is not a readable PEM certificate"), 2);
+    }
+    cfg.tls_ca_pem = pem.str();
+  }
+  if (const char* env = std::getenv("STRATA_JOIN_TOKEN"); env != nullptr && *env != '\0') {
+    cfg.join_token = env;
+  } else {
+    cfg.join_token = RandomToken();
+    if (cfg.join_token.empty()) return Fail("cannot read /dev/urandom for the cluster's join token", 1);
   }
 
   // Everything that can be checked before starting a process.

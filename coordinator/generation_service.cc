@@ -1,15 +1,17 @@
 #include "coordinator/generation_service.h"
 
 #include <chrono>
-#include <random>
 
 #include "absl/strings/str_cat.h"
-#include "core/sampling/sampling_params.h"
 
 namespace strata::coordinator {
 
 using grpc::Status;
 using grpc::StatusCode;
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return Status::OK;
@@ -21,92 +23,33 @@ GenerationService::GenerationService(const ModelConfig& config, const std::strin
                                      WorkerPool* workers)
     : config_(config), model_path_(model_path), tp_(tp), pp_(pp), tokenizer_(tokenizer), limits_(limits),
       loop_(loop), workers_(workers) {
-  const int32_t ctx = config_.n_ctx;
-  if (limits_.max_prompt_tokens <= 0 || limits_.max_prompt_tokens >= ctx) limits_.max_prompt_tokens = ctx - 1;
-  if (limits_.max_new_tokens <= 0 || limits_.max_new_tokens >= ctx) limits_.max_new_tokens = ctx - 1;
-  if (limits_.max_total_tokens <= 0 || limits_.max_total_tokens > ctx) limits_.max_total_tokens = ctx;
+  limits_ = ResolveRequestLimits(limits_, config_.n_ctx);
 }
 
-Status GenerationService::Validate(const strata::v1::GenerateRequest& r, SubmitRequest* out) {
-  auto invalid = [](const std::string& m) { return Status(StatusCode::INVALID_ARGUMENT, m); };
-  out->request_id = r.request_id().empty() ? absl::StrCat("req-", ++request_counter_) : r.request_id();
-  if (r.request_id().size() > 256) return invalid("request_id is longer than 256 bytes");
-  switch (r.prompt_case()) {
-    case strata::v1::GenerateRequest::kText:
-      if (r.text().empty()) return invalid("prompt text is empty");
-      if (static_cast<int64_t>(r.text().size()) > limits_.max_prompt_bytes) {
-        return invalid(absl::StrCat("prompt text is ", r.text().size(), " bytes; the limit is ", limits_.max_prompt_bytes));
-      }
-      out->prompt = tokenizer_->Encode(r.text(), tokenizer_->add_bos());
-      break;
-    case strata::v1::GenerateRequest::kTokenIds:
-      if (r.token_ids().ids().empty()) return invalid("prompt token_ids is empty");
-      for (int i = 0; i < r.token_ids().ids_size(); ++i) {
-        const int32_t id = r.token_ids().ids(i);
-        if (id < 0 || id >= config_.n_vocab) {
-          return invalid(absl::StrCat("token_ids[", i, "] = ", id, " is not a token id: the vocabulary is [0, ",
-                                      config_.n_vocab, ")"));
-        }
-      }
-      out->prompt.assign(r.token_ids().ids().begin(), r.token_ids().ids().end());
-      break;
-    default:
-      return invalid("prompt is empty: set text or token_ids");
-  }
-  if (out->prompt.empty()) return invalid("prompt is empty after tokenization");
-  const int32_t n_prompt = static_cast<int32_t>(out->prompt.size());
-  if (n_prompt > limits_.max_prompt_tokens) {
-    return invalid(absl::StrCat("prompt has ", n_prompt, " tokens; max_prompt_tokens is ", limits_.max_prompt_tokens));
-  }
-  const int32_t max_new = r.has_max_new_tokens() ? r.max_new_tokens() : std::min(128, limits_.max_new_tokens);
-  if (max_new <= 0 || max_new > limits_.max_new_tokens) {
-    return invalid(absl::StrCat("max_new_tokens must be in [1, ", limits_.max_new_tokens, "], got ", max_new));
-  }
-  if (static_cast<int64_t>(n_prompt) + max_new > limits_.max_total_tokens) {
-    // Past the context, generation simply stops at its end (finish reason length); beyond the
-    // operator's limit on total tokens it is refused.
-    if (limits_.max_total_tokens < config_.n_ctx) {
-      return invalid(absl::StrCat("prompt (", n_prompt, " tokens) + max_new_tokens (", max_new,
-                                  ") exceeds max_total_tokens ", limits_.max_total_tokens));
-    }
-  }
-  out->max_new_tokens = max_new;
-  if (r.stop_size() > limits_.max_stop_strings) {
-    return invalid(absl::StrCat("stop has ", r.stop_size(), " strings; the limit is ", limits_.max_stop_strings));
-  }
-  for (int i = 0; i < r.stop_size(); ++i) {
-    if (r.stop(i).empty()) return invalid(absl::StrCat("stop[", i, "] is empty"));
-    if (static_cast<int32_t>(r.stop(i).size()) > limits_.max_stop_length) {
-      return invalid(absl::StrCat("stop[", i, "] is longer than ", limits_.max_stop_length, " bytes"));
-    }
-    out->stop.push_back(r.stop(i));
-  }
-  if (r.top_logprobs() < 0 || r.top_logprobs() > 20) {
-    return invalid(absl::StrCat("top_logprobs must be in [0, 20], got ", r.top_logprobs()));
-  }
-  out->top_logprobs = r.top_logprobs();
-  out->logprobs = r.logprobs() || r.top_logprobs() > 0;
-  out->ignore_eos = r.ignore_eos();
-  SamplingParams& p = out->sampling;
-  const strata::v1::SamplingParams& s = r.sampling();
-  if (s.has_temperature()) p.temperature = s.temperature();
-  if (s.has_top_k()) p.top_k = s.top_k();
-  if (s.has_top_p()) p.top_p = s.top_p();
-  if (s.has_min_p()) p.min_p = s.min_p();
-  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
-  if (s.has_frequency_penalty()) p.frequency_penalty = s.frequency_penalty();
-  if (s.has_presence_penalty()) p.presence_penalty = s.presence_penalty();
-  p.seed = s.has_seed() ? s.seed() : std::random_device{}();
-  if (p.top_k < 0) return invalid(absl::StrCat("sampling.top_k must be >= 0, got ", p.top_k));
-  absl::Status v = ValidateSamplingParams(p);
-  if (!v.ok()) return invalid(absl::StrCat("sampling.", v.message()));
-  return Status::OK;
+Status GenerationService::Authorize(const grpc::ServerContext& context) const {
+  return api_keys_ == nullptr ? Status::OK : api_keys_->Check(context);
 }
 
 Status GenerationService::Generate(grpc::ServerContext* context, const strata::v1::GenerateRequest* request,
                                    grpc::ServerWriter<strata::v1::GenerateResponse>* writer) {
+  const Status status = Stream(context, request, writer);
+  if (metrics_ != nullptr) {
+    if (status.ok()) {
+      metrics_->CountSuccess();
+    } else {
+      metrics_->CountFailure(StatusCodeName(status.error_code()));
+    }
+  }
+  return status;
+}
+
+Status GenerationService::Stream(grpc::ServerContext* context, const strata::v1::GenerateRequest* request,
+                                 grpc::ServerWriter<strata::v1::GenerateResponse>* writer) {
+  if (Status auth = Authorize(*context); !auth.ok()) return auth;
   SubmitRequest submit;
-  Status valid = Validate(*request, &submit);
+  // Anonymous requests are numbered here; the validator keeps a client's own id.
+  if (request->request_id().empty()) submit.request_id = absl::StrCat("req-", ++request_counter_);
+  Status valid = ValidateGenerateRequest(config_, *tokenizer_, limits_, *request, &submit);
   if (!valid.ok()) return valid;
   uint64_t id = 0;
   absl::StatusOr<std::shared_ptr<ResponseChannel>> channel = loop_->Submit(std::move(submit), &id);
@@ -140,8 +83,9 @@ Status GenerationService::Generate(grpc::ServerContext* context, const strata::v
   }
 }
 
-Status GenerationService::Tokenize(grpc::ServerContext*, const strata::v1::TokenizeRequest* request,
+Status GenerationService::Tokenize(grpc::ServerContext* context, const strata::v1::TokenizeRequest* request,
                                    strata::v1::TokenizeResponse* response) {
+  if (Status auth = Authorize(*context); !auth.ok()) return auth;
   if (static_cast<int64_t>(request->text().size()) > limits_.max_prompt_bytes) {
     return Status(StatusCode::INVALID_ARGUMENT, absl::StrCat("text is longer than ", limits_.max_prompt_bytes, " bytes"));
   }
@@ -153,8 +97,9 @@ Status GenerationService::Tokenize(grpc::ServerContext*, const strata::v1::Token
   return Status::OK;
 }
 
-Status GenerationService::GetModelInfo(grpc::ServerContext*, const strata::v1::GetModelInfoRequest*,
+Status GenerationService::GetModelInfo(grpc::ServerContext* context, const strata::v1::GetModelInfoRequest*,
                                        strata::v1::ModelInfo* m) {
+  if (Status auth = Authorize(*context); !auth.ok()) return auth;
   m->set_model_path(model_path_);
   m->set_architecture(config_.arch_name);
   m->set_name(config_.name);
@@ -173,8 +118,9 @@ Status GenerationService::GetModelInfo(grpc::ServerContext*, const strata::v1::G
   return Status::OK;
 }
 
-Status GenerationService::GetClusterStatus(grpc::ServerContext*, const strata::v1::GetClusterStatusRequest*,
+Status GenerationService::GetClusterStatus(grpc::ServerContext* context, const strata::v1::GetClusterStatusRequest*,
                                            strata::v1::ClusterStatus* s) {
+  if (Status auth = Authorize(*context); !auth.ok()) return auth;
   s->set_serving(workers_->ready());
   s->set_world_size(workers_->world_size());
   for (auto& w : workers_->Status()) *s->add_workers() = w;

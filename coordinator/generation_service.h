@@ -5,21 +5,15 @@
 #include <atomic>
 #include <string>
 
+#include "coordinator/request_validation.h"
+#include "coordinator/metrics.h"
+#include "coordinator/security.h"
 #include "coordinator/serving_loop.h"
 #include "core/model/config.h"
 #include "core/tokenizer/tokenizer.h"
 #include "strata/v1/generation.grpc.pb.h"
 
 namespace strata::coordinator {
-
-struct RequestLimits {
-  int32_t max_prompt_tokens = 0;  // 0: context length - 1
-  int32_t max_new_tokens = 0;     // 0: context length - 1
-  int32_t max_total_tokens = 0;   // 0: context length
-  int32_t max_stop_strings = 16;
-  int32_t max_stop_length = 256;  // bytes per stop string
-  int32_t max_prompt_bytes = 1 << 20;
-};
 
 class GenerationService final : public strata::v1::Generation::Service {
  public:
@@ -36,10 +30,15 @@ class GenerationService final : public strata::v1::Generation::Service {
                                 strata::v1::ClusterStatus* response) override;
 
   const RequestLimits& limits() const { return limits_; }
+  // Every call but health must then carry one of the keys; null (the default) lets all in.
+  void set_api_keys(const ApiKeys* keys) { api_keys_ = keys; }
+  // Counts every Generate call's outcome (optional).
+  void set_metrics(Metrics* metrics) { metrics_ = metrics; }
 
  private:
-  // Turns the request into what the loop runs, or the INVALID_ARGUMENT status naming the field.
-  grpc::Status Validate(const strata::v1::GenerateRequest& request, SubmitRequest* out);
+  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  grpc::Status Stream(grpc::ServerContext* context, const strata::v1::GenerateRequest* request,
+                      grpc::ServerWriter<strata::v1::GenerateResponse>* writer);
 
   const ModelConfig config_;
   const std::string model_path_;
@@ -49,9 +48,13 @@ class GenerationService final : public strata::v1::Generation::Service {
   ServingLoop* loop_;
   WorkerPool* workers_;
   std::atomic<uint64_t> request_counter_{0};
+  const ApiKeys* api_keys_ = nullptr;
+  Metrics* metrics_ = nullptr;
 };
 
 // absl::Status -> grpc::Status with the same code and message.
 grpc::Status ToGrpc(const absl::Status& s);
+// "INVALID_ARGUMENT", ... (gRPC and absl share the codes and their names).
+std::string StatusCodeName(grpc::StatusCode code);
 
 }  // namespace strata::coordinator

@@ -12,6 +12,10 @@ using strata::v1::CoordinatorMessage;
 using strata::v1::FinishReason;
 using strata::v1::GenerateResponse;
 
+namespace {
+double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
 ServingLoop::ServingLoop(const Tokenizer* tokenizer, int32_t n_ctx, const SchedulerConfig& config,
                          WorkerPool* workers, absl::Duration step_timeout, int depth,
                          absl::Duration recovery_timeout)
@@ -110,7 +114,9 @@ void ServingLoop::Finish(uint64_t id, Active& a, FinishReason reason, const absl
     a.channel->done = true;
   }
   a.channel->cv.notify_all();
-  (void)reason;
+  if (metrics_ != nullptr && status.ok() && reason != strata::v1::FINISH_REASON_CANCELLED) {
+    metrics_->ObserveEndToEnd(Seconds(std::chrono::steady_clock::now() - a.arrived));
+  }
   active_.erase(id);
 }
 
@@ -175,6 +181,18 @@ void ServingLoop::Apply(const strata::v1::StepResult& result) {
     if (it == active_.end() || seq == nullptr) continue;  // cancelled meanwhile
     Active& a = *it->second;
     seq->tokens.push_back(t.id());
+    if (metrics_ != nullptr) {
+      const auto now = std::chrono::steady_clock::now();
+      if (a.streamed == 0) {
+        metrics_->ObserveTimeToFirstToken(Seconds(now - a.arrived));
+        metrics_->AddPromptTokens(seq->prompt_len);
+      } else {
+        metrics_->ObserveInterTokenLatency(Seconds(now - a.last_token));
+      }
+      metrics_->AddGenerationTokens(1);
+      a.last_token = now;
+    }
+    ++a.streamed;
     GenerateResponse resp;
     resp.set_request_id(a.request.request_id);
     strata::v1::Token* tok = resp.add_tokens();
@@ -267,6 +285,14 @@ void ServingLoop::Run() {
       if (f.seqs.empty()) break;
       CoordinatorMessage msg;
       BuildStep(f.seqs, &msg);
+      if (metrics_ != nullptr) {
+        const auto now = std::chrono::steady_clock::now();
+        for (const ScheduledSeq& q : f.seqs) {
+          Active& a = *active_.at(q.seq->id);
+          if (!a.scheduled) metrics_->ObserveQueueTime(Seconds(now - a.arrived));
+          a.scheduled = true;
+        }
+      }
       f.step_id = msg.step().step_id();
       in_flight.push_back(std::move(f));
       // Sent unlocked so RPC threads can submit and cancel meanwhile; scheduled sequences stay

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "coordinator/metrics.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/worker_pool.h"
 #include "core/sampling/stop_strings.h"
@@ -70,6 +72,8 @@ class ServingLoop {
     uint64_t steps = 0, preemptions = 0;
   };
   Stats stats() const;
+  // Where request timings and token counts go (optional; set before the first request).
+  void set_metrics(Metrics* metrics) { metrics_ = metrics; }
 
  private:
   struct Active {
@@ -78,6 +82,10 @@ class ServingLoop {
     SubmitRequest request;
     StreamDecoder decoder;
     StopMatcher stop;
+    // For metrics: arrival, whether a step has included it yet, the latest token's time.
+    std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now(), last_token;
+    bool scheduled = false;
+    int64_t streamed = 0;
     Active(SubmitRequest r, std::shared_ptr<ResponseChannel> c, const Tokenizer& tok)
         : channel(std::move(c)), request(std::move(r)), decoder(tok, false), stop(request.stop) {}
   };
@@ -107,6 +115,7 @@ class ServingLoop {
   bool stop_ = false;
   bool draining_ = false;  // guarded by mu_
   std::thread thread_;
+  Metrics* metrics_ = nullptr;
 };
 
 }  // namespace strata::coordinator

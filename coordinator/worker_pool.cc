@@ -1,6 +1,7 @@
 #include "coordinator/worker_pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/security.h"
 
 namespace strata::coordinator {
 
@@ -26,6 +27,13 @@ void WorkerPool::Notify() {
 }
 
 grpc::Status WorkerPool::Attach(grpc::ServerContext* context, Stream* stream) {
+  if (!join_token_.empty() && !HasBearer(*context, join_token_)) {
+    const bool missing = context->client_metadata().count("authorization") == 0;
+    const std::string why = missing ? "no join token: start the worker with the cluster's join token"
+                                    : "wrong join token";
+    std::fprintf(stderr, "strata-coordinator: refused a worker from %s: %s\n", context->peer().c_str(), why.c_str());
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, why);
+  }
   WorkerMessage in;
   if (!stream->Read(&in) || !in.has_hello()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a Hello");
@@ -63,6 +71,7 @@ grpc::Status WorkerPool::Attach(grpc::ServerContext* context, Stream* stream) {
       w.context = context;
       w.hello = hello;
       w.ready = false;
+      w.stats.Clear();
     }
   }
   if (closing) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down");
@@ -85,10 +94,14 @@ grpc::Status WorkerPool::Attach(grpc::ServerContext* context, Stream* stream) {
       }
       std::fprintf(stderr, "strata-coordinator: worker rank %d ready\n", hello.rank());
       Notify();
-    } else if (in.has_result() && hello.rank() == result_rank_) {
+    } else if (in.has_result()) {
       std::lock_guard<std::mutex> lock(mu_);
-      results_.push_back(in.result());
-      results_cv_.notify_all();
+      w.stats = in.result().stats();
+      if (w.stats.resident_bytes() > 0) w.resident_bytes = w.stats.resident_bytes();
+      if (hello.rank() == result_rank_) {
+        results_.push_back(std::move(*in.mutable_result()));
+        results_cv_.notify_all();
+      }
     }
   }
   {
@@ -183,6 +196,11 @@ std::vector<strata::v1::WorkerStatus> WorkerPool::Status() const {
     }
     s.set_ready(w.stream != nullptr && w.ready);
     s.set_resident_bytes(w.resident_bytes);
+    s.set_steps(w.stats.steps());
+    s.set_step_seconds(w.stats.step_seconds());
+    s.set_compute_seconds(w.stats.compute_seconds());
+    s.set_comm_seconds(w.stats.comm_seconds());
+    s.set_last_step_seconds(w.stats.last_step_seconds());
     out.push_back(s);
   }
   return out;

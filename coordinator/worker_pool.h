@@ -26,6 +26,9 @@ class WorkerPool final : public strata::v1::Cluster::Service {
                       grpc::ServerReaderWriter<strata::v1::CoordinatorMessage, strata::v1::WorkerMessage>* stream)
       override;
 
+  // Workers must then send `authorization: Bearer TOKEN` to attach; empty (the default) admits any.
+  void set_join_token(std::string token) { join_token_ = std::move(token); }
+
   int world_size() const { return world_; }
   // Every rank attached and its shard loaded.
   bool ready() const;
@@ -53,6 +56,7 @@ class WorkerPool final : public strata::v1::Cluster::Service {
     strata::v1::Hello hello;
     bool ready = false;
     uint64_t resident_bytes = 0;
+    strata::v1::RankStats stats;  // the latest figures it sent
   };
   void Notify();
 
@@ -66,6 +70,7 @@ class WorkerPool final : public strata::v1::Cluster::Service {
   uint64_t generation_ = 0;  // bumped when a worker goes away, to fail waits
   bool shutting_down_ = false;
   std::function<void()> on_change_;
+  std::string join_token_;
 };
 
 }  // namespace strata::coordinator

@@ -8,7 +8,9 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libopenmpi-dev openmpi-bin iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  python3-grpcio python3-protobuf grpc-proto
+  python3-grpcio python3-protobuf python3-prometheus-client grpc-proto openssl
+  # tests/sanitize.sh: clang with its sanitizer and libFuzzer runtimes, llvm-symbolizer for reports
+  clang libclang-rt-14-dev llvm
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/comm/mpi_communicator.h"
+#include "core/comm/timed_communicator.h"
 #include "core/engine/model_bundle.h"
 #include "core/kv/block_allocator.h"
 #include "core/parallel/pipeline_executor.h"
@@ -99,7 +101,7 @@ class StepRunner {
       t->set_seq_id(s.seq_id());
       t->set_id(out_[r].id);
       t->set_logprob(out_[r].logprob);
-      if (r < executor_->top_logprobs().size()) {
+      if (static_cast<size_t>(r) < executor_->top_logprobs().size()) {
         for (const Sampler::TokenLogprob& alt : executor_->top_logprobs()[r]) {
           strata::v1::TopLogprob* a = t->add_top_logprobs();
           a->set_id(alt.id);
@@ -127,13 +129,22 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
   const int rank = world->rank();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(cfg.coordinator, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!cfg.tls_ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = cfg.tls_ca_pem;
+    creds = grpc::SslCredentials(ssl);
+    if (!cfg.tls_server_name.empty()) args.SetSslTargetNameOverride(cfg.tls_server_name);
+  }
+  auto channel = grpc::CreateCustomChannel(cfg.coordinator, creds, args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::milliseconds(static_cast<int64_t>(cfg.connect_timeout_s * 1000)))) {
-    Abort(rank, absl::StrCat("cannot reach the coordinator at ", cfg.coordinator));
+    Abort(rank, absl::StrCat("cannot reach the coordinator at ", cfg.coordinator,
+                             cfg.tls_ca_pem.empty() ? "" : " (over TLS: check --tls-ca and the certificate's names)"));
   }
   auto stub = strata::v1::Cluster::NewStub(channel);
   grpc::ClientContext context;
+  if (!cfg.join_token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", cfg.join_token));
   auto stream = stub->Attach(&context);
   WorkerMessage hello;
   hello.mutable_hello()->set_protocol_version(strata::v1::PROTOCOL_VERSION_CURRENT);
@@ -144,8 +155,11 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
   hello.mutable_hello()->set_free_memory_bytes(FreeMemoryBytes());
   CoordinatorMessage in;
   if (!stream->Write(hello) || !stream->Read(&in)) {
-    Abort(rank, absl::StrCat("the coordinator at ", cfg.coordinator, " closed the connection: ",
-                             stream->Finish().error_message()));
+    const grpc::Status s = stream->Finish();
+    Abort(rank, absl::StrCat("the coordinator at ", cfg.coordinator,
+                             s.error_code() == grpc::StatusCode::UNAUTHENTICATED ? " refused this worker: "
+                                                                                  : " closed the connection: ",
+                             s.error_message()));
   }
   if (in.has_reject()) Abort(rank, absl::StrCat("the coordinator refused this worker: ", in.reject().reason()));
   if (!in.has_assignment()) Abort(rank, "expected an assignment from the coordinator");
@@ -164,7 +178,8 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
   mo.max_batch_tokens = a.max_batch_tokens();
   mo.max_logit_rows = a.max_seqs();
   mo.layout = layout;
-  mo.tp_comm = tp->get();
+  TimedCommunicator timed_tp(tp->get());  // all-reduces inside the model, for the per-rank figures
+  mo.tp_comm = &timed_tp;
   auto bundle = LoadModelBundle(a.model_path(), &backend, mo);
   if (!bundle.ok()) Abort(rank, std::string(bundle.status().message()));
   auto executor = PipelineExecutor::Create(bundle->model.get(), &backend, layout,
@@ -181,11 +196,29 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
 
   const bool reports = layout.last_stage() && layout.tensor_rank() == 0;
   StepRunner runner(executor->get(), a.max_seqs());
+  strata::v1::RankStats stats;
+  stats.set_resident_bytes(static_cast<uint64_t>(rss));
+  auto rss_sampled = std::chrono::steady_clock::now();
   while (stream->Read(&in)) {
     if (in.has_shutdown()) break;
     if (!in.has_step()) continue;
     WorkerMessage out;
+    const double step_before = (*executor)->step_seconds();
     absl::Status s = runner.Run(in.step(), out.mutable_result());
+    // This rank's running figures go back with every step; reading /proc costs ~20 us, so the
+    // resident size is sampled at most once a second.
+    const double comm = (*executor)->comm_seconds() + timed_tp.seconds();
+    stats.set_steps(stats.steps() + 1);
+    stats.set_step_seconds((*executor)->step_seconds());
+    stats.set_comm_seconds(comm);
+    stats.set_compute_seconds(std::max(0.0, stats.step_seconds() - comm));
+    stats.set_last_step_seconds((*executor)->step_seconds() - step_before);
+    if (std::chrono::steady_clock::now() - rss_sampled > std::chrono::seconds(1)) {
+      ResidentBytes(&rss, &peak);
+      stats.set_resident_bytes(static_cast<uint64_t>(rss));
+      rss_sampled = std::chrono::steady_clock::now();
+    }
+    *out.mutable_result()->mutable_stats() = stats;
     if (!s.ok()) {
       // Every rank got the same plan, so a bad plan fails everywhere alike; a failed collective
       // leaves the group unusable: stop the job so the coordinator sees the workers go.
@@ -193,7 +226,11 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
       out.mutable_result()->set_step_id(in.step().step_id());
       out.mutable_result()->set_error(std::string(s.message()));
     }
-    if (reports && !stream->Write(out)) break;
+    if (!reports) {
+      out.mutable_result()->clear_tokens();  // only the figures: the reporting rank sends the tokens
+      out.mutable_result()->set_step_id(in.step().step_id());
+    }
+    if (!stream->Write(out)) break;
   }
   context.TryCancel();
   std::fprintf(stderr, "strata-worker rank %d: coordinator closed the connection, exiting\n", rank);

@@ -10,6 +10,9 @@ class Communicator;
 
 struct CoordinatorClientConfig {
   std::string coordinator;  // HOST:PORT of the cluster service
+  std::string tls_ca_pem;       // non-empty: TLS, trusting this CA
+  std::string tls_server_name;  // name to verify in the coordinator's certificate (default: its host)
+  std::string join_token;       // sent as `authorization: Bearer TOKEN`
   int threads = 1;
   double connect_timeout_s = 60;
 };

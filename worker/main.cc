@@ -2,7 +2,8 @@
 //
 // Coordinator mode: every rank dials the coordinator, which assigns the model and layout and
 // sends the steps to run.
-//   mpirun -np T*P strata-worker --coordinator HOST:PORT [--threads N]
+//   mpirun -np T*P strata-worker --coordinator HOST:PORT [--threads N] [--tls-ca PEM]
+//   (the cluster's join token from --join-token-file or $STRATA_JOIN_TOKEN)
 // Standalone mode (no coordinator): every rank loads its shard and runs the same engine in
 // lockstep; rank 0 prints the generation.
 //   mpirun -np T*P strata-worker --model PATH --tp T --pp P --prompt TEXT [--max-tokens N] [--json]
@@ -10,8 +11,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cli/flags.h"
 #include "cli/generation_flags.h"
@@ -32,6 +37,7 @@ using namespace strata;  // NOLINT: a main file
 
 struct WorkerConfig {
   std::string coordinator, model, prompt, dump_logits;
+  std::string tls_ca, tls_server_name, join_token_file;
   int64_t tp = 1, pp = 1, threads = 0;
   bool json = false, report_memory = false, timings = false;
   GenerationRequest request;
@@ -57,6 +63,11 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
   cli::GenerationFlags gen;
   cli::FlagSet flags("worker");
   flags.String("coordinator", &cfg.coordinator, "HOST:PORT of the coordinator's cluster service (coordinator mode)");
+  flags.String("tls-ca", &cfg.tls_ca, "PEM CA of the coordinator's cluster certificate; dial it with TLS");
+  flags.String("tls-server-name", &cfg.tls_server_name,
+               "name to verify in the coordinator's certificate (default: the host of --coordinator)");
+  flags.String("join-token-file", &cfg.join_token_file,
+               "file holding the cluster's join token (default: $STRATA_JOIN_TOKEN)");
   flags.String("model", &cfg.model, "GGUF model file, readable on every host (required)");
   flags.Int("tp", &cfg.tp, "tensor-parallel ranks per stage (default 1)");
   flags.Int("pp", &cfg.pp, "pipeline stages (default 1)");
@@ -80,6 +91,29 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
     }
     CoordinatorClientConfig cc;
     cc.coordinator = cfg.coordinator;
+    cc.tls_server_name = cfg.tls_server_name;
+    if (!cfg.tls_ca.empty()) {
+      std::ifstream in(cfg.tls_ca, std::ios::binary);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+        return FailAll(rank, absl::StrCat("--tls-ca: ", cfg.tls_ca, " is not a readable PEM certificate"), 2);
+      }
+      cc.tls_ca_pem = pem.str();
+    } else if (!cfg.tls_server_name.empty()) {
+      return FailAll(rank, "--tls-server-name needs --tls-ca", 2);
+    }
+    if (!cfg.join_token_file.empty()) {
+      std::ifstream in(cfg.join_token_file, std::ios::binary);
+      std::stringstream token;
+      token << in.rdbuf();
+      cc.join_token = std::string(absl::StripAsciiWhitespace(token.str()));
+      if (!in || cc.join_token.empty()) {
+        return FailAll(rank, absl::StrCat("--join-token-file: ", cfg.join_token_file, " is missing or empty"), 2);
+      }
+    } else if (const char* env = std::getenv("STRATA_JOIN_TOKEN"); env != nullptr) {
+      cc.join_token = env;
+    }
     cc.threads = cfg.threads > 0 ? static_cast<int>(cfg.threads) : DefaultThreadsPerRank();
     auto world = MpiCommunicator::World();
     return RunCoordinatorMode(cc, world.get());

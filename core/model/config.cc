@@ -35,6 +35,12 @@ absl::StatusOr<ModelConfig> ReadModelConfig(const gguf::GgufFile& f) {
   const std::string a = c.arch_name + ".";
   STRATA_ASSIGN_OR_RETURN(c.n_embd, PositiveInt(f, a + "embedding_length"));
   STRATA_ASSIGN_OR_RETURN(c.n_layers, PositiveInt(f, a + "block_count"));
+  // Every layer has weights, so a larger count is corrupt; unchecked, a tiny file could claim a
+  // billion layers and make the layer partition (quadratic in the count) hang or exhaust memory.
+  if (static_cast<size_t>(c.n_layers) > f.tensors().size()) {
+    return absl::InvalidArgumentError(absl::StrCat(f.name(), ": block_count ", c.n_layers, " is more than the ",
+                                                   f.tensors().size(), " tensors in the file"));
+  }
   STRATA_ASSIGN_OR_RETURN(c.n_heads, PositiveInt(f, a + "attention.head_count"));
   STRATA_ASSIGN_OR_RETURN(c.n_ff, PositiveInt(f, a + "feed_forward_length"));
   STRATA_ASSIGN_OR_RETURN(c.n_ctx, PositiveInt(f, a + "context_length"));

@@ -338,7 +338,17 @@ TEST_F(ServingTest, ModelInfoDescribesTheModelAndLimits) {
 }
 
 TEST_F(ServingTest, ClusterStatusListsEveryWorker) {
-  const v1::ClusterStatus s = ClusterStatus();
+  // One generation first, so every rank has run steps and reported its figures.
+  ASSERT_TRUE(Generate(channel_, TextRequest("Once upon a time", 4)).status.ok());
+  // The other ranks' figures travel on their own streams and may land just after the tokens.
+  v1::ClusterStatus s;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    s = ClusterStatus();
+    bool all = s.workers_size() == 4;
+    for (const v1::WorkerStatus& w : s.workers()) all = all && w.steps() >= 4;
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   EXPECT_TRUE(s.serving());
   EXPECT_EQ(s.world_size(), 4);
   ASSERT_EQ(s.workers_size(), 4) << s.ShortDebugString();
@@ -348,6 +358,15 @@ TEST_F(ServingTest, ClusterStatusListsEveryWorker) {
     EXPECT_TRUE(w.ready()) << w.ShortDebugString();
     EXPECT_EQ(w.stage(), w.rank() / 2) << w.ShortDebugString();
     EXPECT_EQ(w.tp_rank(), w.rank() % 2) << w.ShortDebugString();
+    // Every rank's own figures, carried with the step results (not only the reporting rank's).
+    EXPECT_FALSE(w.host().empty()) << w.ShortDebugString();
+    EXPECT_GT(w.resident_bytes(), 0u) << w.ShortDebugString();
+    EXPECT_GE(w.steps(), 4u) << w.ShortDebugString();
+    EXPECT_GT(w.step_seconds(), 0.0) << w.ShortDebugString();
+    EXPECT_GT(w.compute_seconds(), 0.0) << w.ShortDebugString();
+    EXPECT_GT(w.comm_seconds(), 0.0) << w.ShortDebugString();  // tp=2 all-reduces, pp=2 send/recv
+    EXPECT_NEAR(w.compute_seconds() + w.comm_seconds(), w.step_seconds(), 1e-6) << w.ShortDebugString();
+    EXPECT_GT(w.last_step_seconds(), 0.0) << w.ShortDebugString();
   }
   std::sort(ranks.begin(), ranks.end());
   EXPECT_EQ(ranks, (std::vector<int>{0, 1, 2, 3}));

@@ -2,6 +2,10 @@
 
 #include "core/backend/cpu/kernels_avx2.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 namespace strata::cpu {
 
 const char* IsaName(Isa isa) {
@@ -19,7 +23,10 @@ const char* IsaName(Isa isa) {
 Isa DetectIsa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+  // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) {
     return Isa::kAvx2;
   }
 #endif
