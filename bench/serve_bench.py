@@ -7,7 +7,8 @@ usage: /usr/bin/python3 bench/serve_bench.py --server HOST:PORT [--streams 1,8,3
 For each concurrency N, N closed-loop streams each send greedy requests (ignore_eos, fixed
 lengths) for --rounds rounds; prints aggregate decode tokens/s, time to first token and
 inter-token latency percentiles. Prefill throughput: one request with a --prefill-tokens prompt
-and one new token, timed to its first token. Needs Debian's python3-grpcio; the stubs are
+and one new token, timed to its first token. Batched decode throughput: N streams started together,
+counting only the tokens that arrive while all N are decoding, as a fraction of prefill throughput. Needs Debian's python3-grpcio; the stubs are
 generated from proto/ into a temp dir with protoc and grpc_python_plugin.
 """
 import argparse
@@ -45,6 +46,7 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--prefill-tokens", type=int, default=512)
+    ap.add_argument("--decode-tokens", type=int, default=96, help="new tokens per stream in the decode-only run")
     a = ap.parse_args()
     import grpc
     pb, rpc = load_stubs()
@@ -56,7 +58,7 @@ def main():
     def prompt(n, salt):
         return pb.TokenIds(ids=[1] + [(7 * i + 13 * salt) % (vocab - 3) + 3 for i in range(n - 1)])
 
-    def one(n_prompt, n_new, salt, ttft, itl, counts):
+    def one(n_prompt, n_new, salt, ttft, itl, counts, stamps=None):
         req = pb.GenerateRequest(token_ids=prompt(n_prompt, salt), max_new_tokens=n_new, ignore_eos=True,
                                  sampling=pb.SamplingParams(temperature=0))
         t0 = time.perf_counter()
@@ -65,6 +67,8 @@ def main():
         for r in stub.Generate(req):
             now = time.perf_counter()
             for _ in r.tokens:
+                if stamps is not None:
+                    stamps.append(now)
                 if last is None:
                     ttft.append(now - t0)
                 else:
@@ -79,6 +83,7 @@ def main():
         one(a.prefill_tokens, 1, salt, firsts, [], [])
     best = min(firsts)
     print(f"prefill: {a.prefill_tokens} tokens in {best * 1000:.0f} ms = {a.prefill_tokens / best:.1f} tokens/s")
+    prefill_rate = a.prefill_tokens / best
     print(f"{'streams':>7} {'tok/s':>9} {'ttft p50':>9} {'ttft p90':>9} {'ttft p99':>9} {'itl p50':>8} {'itl p90':>8} {'itl p99':>8}")
     for n in [int(x) for x in a.streams.split(",")]:
         ttft, itl, counts = [], [], []
@@ -95,6 +100,21 @@ def main():
         ms = lambda x: f"{x * 1000:8.1f}"
         print(f"{n:>7} {sum(counts) / dt:9.1f} {ms(pct(ttft, 50))} {ms(pct(ttft, 90))} {ms(pct(ttft, 99))} "
               f"{ms(pct(itl, 50))} {ms(pct(itl, 90))} {ms(pct(itl, 99))}")
+
+    # Batched decode alone: N streams start together; count the tokens that arrive while all N are
+    # decoding (after the last one's first token, before the first one's last token).
+    print(f"{'streams':>7} {'decode tok/s while all decode':>30} {'/ prefill tok/s':>16}")
+    for n in [int(x) for x in a.streams.split(",")]:
+        per_stream = [[] for _ in range(n)]
+        threads = [threading.Thread(target=one, args=(a.prompt_tokens, a.decode_tokens, 5000 + k, [], [], [],
+                                                      per_stream[k])) for k in range(n)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        start = max(st[0] for st in per_stream)
+        end = min(st[-1] for st in per_stream)
+        inside = sum(1 for st in per_stream for t in st if start < t <= end)
+        rate = inside / (end - start) if end > start else float("nan")
+        print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f}")
 
 
 if __name__ == "__main__":

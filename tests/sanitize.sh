@@ -8,7 +8,7 @@
 #
 #   bash tests/sanitize.sh [FUZZ_SECONDS]   # default 60 per target; 0 = only replay the seeds
 #
-# JOBS (default 2) sets the build parallelism. About 7 minutes on 2 cores from a clean tree with
+# JOBS (default 2) sets the build parallelism. About 6 minutes on 2 cores from a clean tree with
 # the default 60 s per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ sanitizer_report() {
   grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer" "$1"
 }
 
-# Unit tests: all of them. Under the sanitizers the core suite takes ~15 s (the real-weights tests
+# Unit tests: all of them. Under the sanitizers the core suite takes ~11 s (the real-weights tests
 # use the 260K-parameter model in ../shared/models when it is there, and skip otherwise), so none
 # is excluded.
 for t in strata_core_tests strata_coordinator_tests; do
