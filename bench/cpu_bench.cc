@@ -2,7 +2,7 @@
 // machine's own limits measured in the same run.
 //
 //   strata-cpu-bench --model A.gguf [--model B.gguf ...] [--threads 1,2] [--decode 128]
-//                    [--prompt 512] [--reps 3]
+//                    [--prompt 512] [--reps 3] [--batch N]
 //
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array, split over the threads, each reading its part as 1, 2 or 4 far-apart
@@ -15,6 +15,9 @@
 //   prefill: one `--prompt`-token step; tokens/s and useful FLOP/s (2 per weight multiply-add of
 //            the layers, plus attention and the one logits row) as a fraction of the FMA peak;
 //   peak RSS (VmHWM) of the child.
+//   --batch N: N sequences decoding together (one token each per step, every one sampled, as
+//            under the server), tokens/s as a fraction of prefill's: batching makes decode
+//            compute-bound, so this should approach 1.
 // Each figure is the best of `--reps` runs. Not a test: nothing is asserted.
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -172,6 +175,7 @@ double PeakFlops(int threads, int reps) {
 
 struct ModelFigures {
   double decode_tps = 0, prefill_tps = 0;
+  double batch_tps = 0, batch_one_row_tps = 0;  // --batch N: N sequences decoding together
   double decode_bytes = 0;   // weight bytes read per decode token
   double prefill_flops = 0;  // useful flops of one prefill step
   double peak_rss_mib = 0;
@@ -189,15 +193,17 @@ double PeakRssMiB() {
   return ru.ru_maxrss / 1024.0;
 }
 
-int Argmax(const std::vector<float>& v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+// The first row's greedy token (the buffer holds up to --batch rows).
+int Argmax(const std::vector<float>& v, int n_vocab) {
+  return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
 }
 
-bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int reps, ModelFigures* f) {
+bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int n_batch, int reps,
+              ModelFigures* f) {
   CpuBackend backend(CpuBackendOptions{threads});
   ModelOptions mo;
-  mo.max_batch_tokens = std::max(n_prompt, 16);
-  mo.max_logit_rows = 1;
+  mo.max_batch_tokens = std::max({n_prompt, 16, 64 * n_batch});
+  mo.max_logit_rows = std::max(1, n_batch);
   auto bundle = LoadModelBundle(path, &backend, mo);
   if (!bundle.ok()) {
     std::fprintf(stderr, "%s\n", bundle.status().ToString().c_str());
@@ -229,13 +235,20 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
 
   const int block = 16;
   const int ctx = std::max(n_prompt, 8 + n_decode) + block;
-  KvCacheConfig kc{c.n_layers, c.kv_dim(), block, 2 * ((ctx + block - 1) / block)};
+  // Batched decode contexts of 64+ tokens, as under a server with short prompts.
+  const int batch_prompt = 64, batch_steps = 8, batch_blocks = (batch_prompt + batch_steps + block - 1) / block;
+  KvCacheConfig kc{c.n_layers, c.kv_dim(), block, 2 * ((ctx + block - 1) / block) + n_batch * batch_blocks};
   auto kv = KvCache::Create(&backend, kc);
   if (!kv.ok()) return false;
   f->kv_mib = KvCache::BytesPerBlock(kc) * kc.n_blocks / 1048576.0;
-  std::vector<int32_t> blocks_a(kc.n_blocks / 2), blocks_b(kc.n_blocks / 2);
-  for (int i = 0; i < kc.n_blocks / 2; ++i) blocks_a[i] = i, blocks_b[i] = kc.n_blocks / 2 + i;
-  std::vector<float> logits(c.n_vocab);
+  const int half = (kc.n_blocks - n_batch * batch_blocks) / 2;
+  std::vector<int32_t> blocks_a(half), blocks_b(half);
+  for (int i = 0; i < half; ++i) blocks_a[i] = i, blocks_b[i] = half + i;
+  std::vector<std::vector<int32_t>> blocks_seq(n_batch);
+  for (int s = 0; s < n_batch; ++s) {
+    for (int i = 0; i < batch_blocks; ++i) blocks_seq[s].push_back(2 * half + s * batch_blocks + i);
+  }
+  std::vector<float> logits(static_cast<size_t>(c.n_vocab) * std::max(1, n_batch));
   Batch batch;
 
   for (int r = 0; r < reps; ++r) {
@@ -244,14 +257,14 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
     for (int32_t& id : prompt) id %= c.n_vocab;
     batch.Clear();
     batch.AddSequence(prompt.data(), static_cast<int32_t>(prompt.size()), 0, blocks_a, block, true);
-    if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
-    int32_t tok = Argmax(logits);
+    if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
+    int32_t tok = Argmax(logits, c.n_vocab);
     const double t0 = Now();
     for (int i = 0; i < n_decode; ++i) {
       batch.Clear();
       batch.AddSequence(&tok, 1, static_cast<int32_t>(prompt.size()) + i, blocks_a, block, true);
-      if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
-      tok = Argmax(logits);
+      if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
+      tok = Argmax(logits, c.n_vocab);
     }
     f->decode_tps = std::max(f->decode_tps, n_decode / (Now() - t0));
 
@@ -261,15 +274,47 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
     batch.Clear();
     batch.AddSequence(ids.data(), n_prompt, 0, blocks_b, block, true);
     const double t1 = Now();
-    if (!model.Forward(batch, kv->get(), logits.data()).ok()) return false;
+    if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
     f->prefill_tps = std::max(f->prefill_tps, n_prompt / (Now() - t1));
+
+    // Batched decode: n_batch sequences with 64-token prompts (prefilled together), then
+    // `batch_steps` steps of one token each, all sampled (as under the server), and again with
+    // only the first sampled, to show what the logits rows cost.
+    for (bool all_rows : {true, false}) {
+      if (n_batch == 0) break;
+      batch.Clear();
+      for (int s = 0; s < n_batch; ++s) {
+        std::vector<int32_t> p(batch_prompt);
+        for (int i = 0; i < batch_prompt; ++i) p[i] = (3 + 17 * s + 31 * i) % c.n_vocab;
+        batch.AddSequence(p.data(), batch_prompt, 0, blocks_seq[s], block, all_rows || s == 0);
+      }
+      if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) {
+        std::fprintf(stderr, "batched prefill: %s\n", st.ToString().c_str());
+        return false;
+      }
+      std::vector<int32_t> toks(n_batch, 1);
+      const double t2 = Now();
+      for (int i = 0; i < batch_steps; ++i) {
+        batch.Clear();
+        for (int s = 0; s < n_batch; ++s) {
+          batch.AddSequence(&toks[s], 1, batch_prompt + i, blocks_seq[s], block, all_rows || s == 0);
+        }
+        if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) {
+          std::fprintf(stderr, "batched decode: %s\n", st.ToString().c_str());
+          return false;
+        }
+      }
+      const double tps = n_batch * batch_steps / (Now() - t2);
+      double& best = all_rows ? f->batch_tps : f->batch_one_row_tps;
+      best = std::max(best, tps);
+    }
   }
   f->peak_rss_mib = PeakRssMiB();
   return true;
 }
 
 // Runs RunModel in a child process so that VmHWM is this model's alone.
-bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int reps,
+bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int n_batch, int reps,
                       ModelFigures* f) {
   int fd[2];
   if (pipe(fd) != 0) return false;
@@ -277,7 +322,7 @@ bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_
   if (pid == 0) {
     close(fd[0]);
     ModelFigures mine;
-    const bool ok = RunModel(path, threads, n_decode, n_prompt, reps, &mine);
+    const bool ok = RunModel(path, threads, n_decode, n_prompt, n_batch, reps, &mine);
     if (ok && write(fd[1], &mine, sizeof(mine)) != sizeof(mine)) _exit(1);
     _exit(ok ? 0 : 1);
   }
@@ -302,7 +347,7 @@ std::vector<int> ParseList(const char* s) {
 int Main(int argc, char** argv) {
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
-  int n_decode = 128, n_prompt = 512, reps = 3;
+  int n_decode = 128, n_prompt = 512, reps = 3, n_batch = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -318,6 +363,8 @@ int Main(int argc, char** argv) {
       n_decode = std::atoi(v);
     else if (a == "--prompt")
       n_prompt = std::atoi(v);
+    else if (a == "--batch")
+      n_batch = std::max(0, std::atoi(v));
     else if (a == "--reps")
       reps = std::max(1, std::atoi(v));
     else {
@@ -347,7 +394,7 @@ int Main(int argc, char** argv) {
     std::fflush(stdout);
     for (const std::string& m : models) {
       ModelFigures f;
-      if (!RunModelIsolated(m, t, n_decode, n_prompt, reps, &f)) {
+      if (!RunModelIsolated(m, t, n_decode, n_prompt, n_batch, reps, &f)) {
         std::printf("%s: failed\n", m.c_str());
         continue;
       }
@@ -359,6 +406,11 @@ int Main(int argc, char** argv) {
                   t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / bw, f.prefill_tps,
                   flops / 1e9, peak > 0 ? 100 * flops / peak : 0.0, f.peak_rss_mib,
                   (f.file_mib + f.kv_mib) * 1.1);
+      if (n_batch > 0) {
+        std::printf("  batched decode, %d sequences: %.1f tokens/s = %.2f of prefill (%.1f tokens/s with one logits "
+                    "row)\n",
+                    n_batch, f.batch_tps, f.batch_tps / f.prefill_tps, f.batch_one_row_tps);
+      }
       std::fflush(stdout);
     }
   }

@@ -4,6 +4,7 @@
 usage: /usr/bin/python3 bench/sweep.py --model MODEL.gguf [--layouts 1x1,2x1,1x2,2x2]
            [--concurrency 1,4,16,32] [--prompt-tokens 64] [--output-tokens 32]
            [--requests-per-stream 2] [--out DIR] [--bin build/bin] [--no-plots]
+       /usr/bin/python3 bench/sweep.py --replot DIR      # redraw DIR's plots from its sweep.csv
 
 For each layout it starts one `strata serve` (with --metrics-listen), and for each concurrency N
 runs `strata bench --concurrency N` (closed loop, greedy, fixed lengths, N warm-up requests not
@@ -87,19 +88,20 @@ def plot(out_dir, rows, layouts):
         with open(os.path.join(out_dir, f"points_{layout}.dat"), "w") as f:
             for r in rows:
                 if r["layout"] == layout:
-                    f.write(f"{r['concurrency']} {r['output_tokens_per_s']} {r['tpot_p50_s'] * 1000} "
+                    f.write(f"{r['concurrency']:g} {r['output_tokens_per_s']} {r['tpot_p50_s'] * 1000} "
                             f"{r['ttft_p50_s'] * 1000}\n")
     lines = ", ".join(f"'points_{l}.dat' using 1:2 with linespoints lw 2 pt 7 title 'tp x pp = {l}'" for l in layouts)
     lat = ", ".join(f"'points_{l}.dat' using 2:3 with linespoints lw 2 pt 7 title 'tp x pp = {l}'" for l in layouts)
     script = f"""
 set terminal pngcairo size 900,600 font ',11'
 set grid
-set key top left
+set key bottom right
 set output 'throughput.png'
 set title 'Output tokens/s vs concurrent streams'
 set xlabel 'concurrent streams (closed loop)'
 set ylabel 'output tokens/s'
 set logscale x 2
+set yrange [0:*]
 plot {lines}
 unset logscale x
 set output 'latency.png'
@@ -107,6 +109,8 @@ set title 'Time per output token (p50) vs throughput'
 set xlabel 'output tokens/s'
 set ylabel 'time per output token p50 (ms)'
 set key top left
+set xrange [0:*]
+set yrange [0:*]
 plot {lat}
 """
     subprocess.run(["gnuplot"], input=script, text=True, cwd=out_dir, check=True)
@@ -125,7 +129,18 @@ def main():
     p.add_argument("--out", default="sweep-results")
     p.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--replot", metavar="DIR", help="only redraw the plots of DIR/sweep.csv")
+    if "--replot" in sys.argv:  # --model is not needed to redraw
+        for a in p._actions:
+            a.required = False
     args = p.parse_args()
+    if args.replot:
+        rows = []
+        with open(os.path.join(args.replot, "sweep.csv")) as f:
+            for r in csv.DictReader(f):
+                rows.append({k: (v if k == "layout" else float(v)) for k, v in r.items()})
+        plot(args.replot, rows, list(dict.fromkeys(r["layout"] for r in rows)))
+        return
     try:
         layouts = [tuple(int(x) for x in l.lower().split("x")) for l in args.layouts.split(",")]
         args.concurrency = [int(c) for c in args.concurrency.split(",")]

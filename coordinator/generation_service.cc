@@ -1,5 +1,6 @@
 #include "coordinator/generation_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -61,7 +62,16 @@ Status GenerationService::Stream(grpc::ServerContext* context, const strata::v1:
     absl::Status final_status;
     {
       std::unique_lock<std::mutex> lock(ch.mu);
-      ch.cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return ch.done || !ch.responses.empty(); });
+      // Tokens and the end wake this thread; the timeout only bounds how late a client that
+      // vanished while nothing is streamed (queued, or between slow steps) is noticed. A short
+      // poll across dozens of RPC threads costs the workers CPU on a small machine.
+      auto wait = std::chrono::milliseconds(100);
+      const auto to_deadline = context->deadline() - std::chrono::system_clock::now();
+      if (to_deadline < wait) {
+        wait = std::max(std::chrono::milliseconds(1),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(to_deadline) + std::chrono::milliseconds(1));
+      }
+      ch.cv.wait_for(lock, wait, [&] { return ch.done || !ch.responses.empty(); });
       batch.swap(ch.responses);
       done = ch.done;
       final_status = ch.status;
