@@ -1,5 +1,7 @@
 #include "core/model/config.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "core/model/gguf.h"
 #include "core/util/status.h"
@@ -45,6 +47,11 @@ absl::StatusOr<ModelConfig> ReadModelConfig(const gguf::GgufFile& f) {
   STRATA_ASSIGN_OR_RETURN(c.n_ff, PositiveInt(f, a + "feed_forward_length"));
   STRATA_ASSIGN_OR_RETURN(c.n_ctx, PositiveInt(f, a + "context_length"));
   STRATA_ASSIGN_OR_RETURN(int64_t n_kv, f.GetIntOr(a + "attention.head_count_kv", c.n_heads));
+  // Range-checked before narrowing: 2^32 + 2 must not pass as 2.
+  if (n_kv <= 0 || n_kv > c.n_heads) {
+    return absl::InvalidArgumentError(absl::StrCat(f.name(), ": head_count_kv ", n_kv, " must be in [1, head_count ",
+                                                   c.n_heads, "]"));
+  }
   c.n_kv_heads = static_cast<int32_t>(n_kv);
   if (c.n_embd % c.n_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat(f.name(), ": embedding_length ", c.n_embd,
@@ -89,6 +96,10 @@ absl::StatusOr<ModelConfig> ReadModelConfig(const gguf::GgufFile& f) {
   if (emb->dims.size() != 2 || emb->dims[0] != c.n_embd) {
     return absl::InvalidArgumentError(absl::StrCat(f.name(), ": tensor 'token_embd.weight' must be [", c.n_embd,
                                                    ", n_vocab]"));
+  }
+  if (emb->dims[1] <= 0 || emb->dims[1] > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat(f.name(), ": tensor 'token_embd.weight' has ", emb->dims[1],
+                                                   " rows; the vocabulary must have 1 to 2^31 - 1 tokens"));
   }
   c.n_vocab = static_cast<int32_t>(emb->dims[1]);
   return c;

@@ -15,7 +15,7 @@ namespace strata {
 namespace {
 
 // A llama header whose block_count claims `layers`, with only a token embedding: 1.5 KB.
-std::vector<uint8_t> LlamaWithLayers(uint32_t layers) {
+std::vector<uint8_t> LlamaWithLayers(uint32_t layers, uint64_t kv_heads = 0) {
   GgufWriter w;
   w.SetString("general.architecture", "llama");
   w.SetU32("llama.context_length", 64);
@@ -23,6 +23,7 @@ std::vector<uint8_t> LlamaWithLayers(uint32_t layers) {
   w.SetU32("llama.block_count", layers);
   w.SetU32("llama.feed_forward_length", 32);
   w.SetU32("llama.attention.head_count", 4);
+  if (kv_heads != 0) w.SetU64("llama.attention.head_count_kv", kv_heads);
   w.AddTensor("token_embd.weight", {32, 8}, DType::kF32);
   auto bytes = w.WriteToBuffer([](size_t, std::vector<uint8_t>&) { return absl::OkStatus(); });
   EXPECT_TRUE(bytes.ok()) << bytes.status();
@@ -46,6 +47,25 @@ TEST(HostileInputTest, BlockCountBeyondTheTensorsIsRejected) {
   auto ok_file = gguf::GgufFile::Parse(ok_bytes.data(), ok_bytes.size(), "ok.gguf");
   ASSERT_TRUE(ok_file.ok()) << ok_file.status();
   EXPECT_TRUE(ReadModelConfig(**ok_file).ok());
+}
+
+// 64-bit values are range-checked before they are narrowed: head_count_kv = 2^32 + 2 used to
+// pass as 2.
+TEST(HostileInputTest, HeadCountKvIsRangeCheckedBeforeNarrowing) {
+  for (uint64_t kv : {(uint64_t{1} << 32) + 2, uint64_t{8}}) {
+    const std::vector<uint8_t> bytes = LlamaWithLayers(1, kv);
+    auto file = gguf::GgufFile::Parse(bytes.data(), bytes.size(), "kv.gguf");
+    ASSERT_TRUE(file.ok()) << file.status();
+    const absl::StatusOr<ModelConfig> config = ReadModelConfig(**file);
+    ASSERT_FALSE(config.ok()) << kv;
+    EXPECT_TRUE(absl::StrContains(config.status().message(), "head_count_kv")) << config.status();
+  }
+  const std::vector<uint8_t> ok = LlamaWithLayers(1, 2);
+  auto file = gguf::GgufFile::Parse(ok.data(), ok.size(), "kv.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const absl::StatusOr<ModelConfig> config = ReadModelConfig(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->n_kv_heads, 2);
 }
 
 // A single stage takes every layer at once, however many there are (the search over partitions
