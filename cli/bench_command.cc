@@ -41,7 +41,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -50,6 +49,7 @@
 #include "cli/client_connection.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "core/util/read_file.h"
 #include "cli/generate_client.h"
 #include "cli/grpc_util.h"
 #include "strata/v1/generation.grpc.pb.h"
@@ -429,11 +429,9 @@ int BenchCommand(const std::vector<std::string>& args) {
     return Fail(absl::StrCat("--json: cannot write ", f.json), 2);  // found out now, not after the run
   }
   if (flags.was_set("prompts-file")) {
-    std::ifstream in(f.prompts_file, std::ios::binary);
-    if (!in) return Fail(absl::StrCat("--prompts-file: cannot read ", f.prompts_file), 2);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto prompts = bench::ParsePrompts(ss.str(), f.prompts_file);
+    absl::StatusOr<std::string> text = ReadFileToString(f.prompts_file);
+    if (!text.ok()) return Fail(absl::StrCat("--prompts-file: ", text.status().message()), 2);
+    auto prompts = bench::ParsePrompts(*text, f.prompts_file);
     if (!prompts.ok()) return Fail(absl::StrCat("--prompts-file: ", prompts.status().message()), 2);
     workload.prompts = std::move(*prompts);
   }

@@ -1,21 +1,18 @@
 #include "cli/client_connection.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/read_file.h"
 
 namespace strata::cli {
 namespace {
 
+// A file named by a flag; errors start with the flag.
 absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("--", flag, ": ", text.status().message()));
+  return text;
 }
 
 }  // namespace
@@ -37,10 +34,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ClientConnection::Connect() {
   }
   resolved_key_ = api_key;
   if (!api_key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadFile("api-key-file", api_key_file);
-    if (!key.ok()) return key.status();
-    resolved_key_ = std::string(absl::StripAsciiWhitespace(*key));
-    if (resolved_key_.empty()) return absl::InvalidArgumentError(absl::StrCat("--api-key-file: ", api_key_file, " is empty"));
+    absl::StatusOr<std::string> key = ReadTrimmedFile(api_key_file);
+    if (!key.ok()) return absl::Status(key.status().code(), absl::StrCat("--api-key-file: ", key.status().message()));
+    resolved_key_ = *key;
   }
   if (resolved_key_.empty()) {
     if (const char* env = std::getenv("STRATA_API_KEY"); env != nullptr) resolved_key_ = env;

@@ -26,9 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include <grpcpp/grpcpp.h>
 
@@ -36,6 +34,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/grpc_util.h"
+#include "core/util/read_file.h"
 
 extern char** environ;
 
@@ -718,13 +717,9 @@ int ServeCommand(const std::vector<std::string>& args) {
   }
   if (!cfg.tls_cert.empty() && cfg.tls_ca.empty()) cfg.tls_ca = cfg.tls_cert;
   if (!cfg.tls_ca.empty()) {
-    std::ifstream in(cfg.tls_ca, std::ios::binary);
-    std::stringstream pem;
-    pem << in.rdbuf();
-    if (!in || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-      return Fail(absl::StrCat("--tls-ca: ", cfg.tls_ca, " is not a readable PEM certificate"), 2);
-    }
-    cfg.tls_ca_pem = pem.str();
+    absl::StatusOr<std::string> pem = ReadPemCertificate(cfg.tls_ca);
+    if (!pem.ok()) return Fail(absl::StrCat("--tls-ca: ", pem.status().message()), 2);
+    cfg.tls_ca_pem = *pem;
   }
   if (const char* env = std::getenv("STRATA_JOIN_TOKEN"); env != nullptr && *env != '\0') {
     cfg.join_token = env;

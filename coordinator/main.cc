@@ -23,6 +23,7 @@
 #include "core/model/gguf.h"
 #include "core/parallel/layout.h"
 #include "core/tokenizer/gguf_vocab.h"
+#include "core/util/read_file.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -123,8 +124,8 @@ int main(int argc, char** argv) {
   }
   std::string join_token;
   if (!cfg.join_token_file.empty()) {
-    auto token = coordinator::ReadSecretFile("--join-token-file", cfg.join_token_file);
-    if (!token.ok()) return Fail(std::string(token.status().message()), 2);
+    auto token = ReadTrimmedFile(cfg.join_token_file);
+    if (!token.ok()) return Fail(absl::StrCat("--join-token-file: ", token.status().message()), 2);
     join_token = *token;
   } else if (const char* env = std::getenv("STRATA_JOIN_TOKEN"); env != nullptr) {
     join_token = env;

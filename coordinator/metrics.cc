@@ -73,25 +73,19 @@ void Metrics::ObserveQueueTime(double s) {
   std::lock_guard<std::mutex> lock(mu_);
   queue_.Observe(s);
 }
-void Metrics::ObserveTimeToFirstToken(double s) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ttft_.Observe(s);
-}
-void Metrics::ObserveInterTokenLatency(double s) {
-  std::lock_guard<std::mutex> lock(mu_);
-  itl_.Observe(s);
-}
 void Metrics::ObserveEndToEnd(double s) {
   std::lock_guard<std::mutex> lock(mu_);
   e2e_.Observe(s);
 }
-void Metrics::AddPromptTokens(int64_t n) {
+void Metrics::ObserveToken(bool first, double since, int64_t prompt_tokens) {
   std::lock_guard<std::mutex> lock(mu_);
-  prompt_tokens_ += static_cast<uint64_t>(n);
-}
-void Metrics::AddGenerationTokens(int64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
-  generation_tokens_ += static_cast<uint64_t>(n);
+  if (first) {
+    ttft_.Observe(since);
+    prompt_tokens_ += static_cast<uint64_t>(prompt_tokens);
+  } else {
+    itl_.Observe(since);
+  }
+  ++generation_tokens_;
 }
 void Metrics::CountFailure(const std::string& code) {
   std::lock_guard<std::mutex> lock(mu_);

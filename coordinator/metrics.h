@@ -43,11 +43,10 @@ class Metrics {
 
   // Request timings, in seconds, from the serving loop.
   void ObserveQueueTime(double s);
-  void ObserveTimeToFirstToken(double s);
-  void ObserveInterTokenLatency(double s);
   void ObserveEndToEnd(double s);
-  void AddPromptTokens(int64_t n);
-  void AddGenerationTokens(int64_t n);
+  // One streamed token, `since` seconds after the request arrived (its first token, which also
+  // counts the request's `prompt_tokens`) or after its previous token. One lock per token.
+  void ObserveToken(bool first, double since, int64_t prompt_tokens);
   // A Generate call that ended with this gRPC status code name ("INVALID_ARGUMENT", ...).
   void CountFailure(const std::string& code);
   void CountSuccess();

@@ -1,23 +1,19 @@
 #include "coordinator/security.h"
 
 #include <algorithm>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/util/read_file.h"
 
 namespace strata::coordinator {
 namespace {
 
-absl::StatusOr<std::string> ReadWhole(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(what, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The same error, its message prefixed with the flag the file came from.
+absl::Status FromFlag(const std::string& flag, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(flag, ": ", s.message()));
 }
 
 // Compares every byte whatever the first difference, so timing does not reveal a prefix.
@@ -49,14 +45,6 @@ std::optional<std::string_view> BearerToken(const grpc::ServerContext& context) 
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadSecretFile(const std::string& what, const std::string& path) {
-  absl::StatusOr<std::string> s = ReadWhole(what, path);
-  if (!s.ok()) return s.status();
-  std::string v(absl::StripAsciiWhitespace(*s));
-  if (v.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", path, " is empty"));
-  return v;
-}
-
 bool HasBearer(const grpc::ServerContext& context, const std::string& expected) {
   const std::optional<std::string_view> token = BearerToken(context);
   return token.has_value() && ConstantTimeEqual(*token, expected);
@@ -70,13 +58,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   if (files.cert.empty() || files.key.empty()) return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   grpc::SslServerCredentialsOptions opts(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  absl::StatusOr<std::string> cert = ReadWhole("--tls-cert", files.cert);
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadWhole("--tls-key", files.key);
-  if (!key.ok()) return key.status();
-  if (cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-cert: ", files.cert, " holds no PEM certificate"));
-  }
+  absl::StatusOr<std::string> cert = ReadPemCertificate(files.cert);
+  if (!cert.ok()) return FromFlag("--tls-cert", cert.status());
+  absl::StatusOr<std::string> key = ReadFileToString(files.key);
+  if (!key.ok()) return FromFlag("--tls-key", key.status());
   if (key->find("PRIVATE KEY-----") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", files.key, " holds no PEM private key"));
   }
@@ -84,11 +69,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   pair.private_key = *key;
   opts.pem_key_cert_pairs.push_back(pair);
   if (!files.client_ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadWhole("--tls-client-ca", files.client_ca);
-    if (!ca.ok()) return ca.status();
-    if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("--tls-client-ca: ", files.client_ca, " holds no PEM certificate"));
-    }
+    absl::StatusOr<std::string> ca = ReadPemCertificate(files.client_ca);
+    if (!ca.ok()) return FromFlag("--tls-client-ca", ca.status());
     opts.pem_root_certs = *ca;
     opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
@@ -96,8 +78,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
 }
 
 absl::StatusOr<ApiKeys> ApiKeys::Load(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadWhole("--api-keys", path);
-  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return FromFlag("--api-keys", text.status());
   ApiKeys keys;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {

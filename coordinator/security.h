@@ -13,9 +13,6 @@
 
 namespace strata::coordinator {
 
-// A secret file's contents without surrounding whitespace; an error names `what` and the path.
-absl::StatusOr<std::string> ReadSecretFile(const std::string& what, const std::string& path);
-
 // True when the call carries `authorization: Bearer <expected>`.
 bool HasBearer(const grpc::ServerContext& context, const std::string& expected);
 

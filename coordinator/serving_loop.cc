@@ -183,13 +183,8 @@ void ServingLoop::Apply(const strata::v1::StepResult& result) {
     seq->tokens.push_back(t.id());
     if (metrics_ != nullptr) {
       const auto now = std::chrono::steady_clock::now();
-      if (a.streamed == 0) {
-        metrics_->ObserveTimeToFirstToken(Seconds(now - a.arrived));
-        metrics_->AddPromptTokens(seq->prompt_len);
-      } else {
-        metrics_->ObserveInterTokenLatency(Seconds(now - a.last_token));
-      }
-      metrics_->AddGenerationTokens(1);
+      const bool first = a.streamed == 0;
+      metrics_->ObserveToken(first, Seconds(now - (first ? a.arrived : a.last_token)), seq->prompt_len);
       a.last_token = now;
     }
     ++a.streamed;

@@ -60,7 +60,10 @@ SamplingParams FromProto(const strata::v1::SamplingParams& s) {
 // Runs step plans until told to stop. Buffers are reused from step to step.
 class StepRunner {
  public:
-  StepRunner(PipelineExecutor* executor, int max_seqs) : executor_(executor), samplers_(max_seqs, Sampler({})) {
+  // `reports`: this rank sends the sampled tokens (the last stage's tensor rank 0); the others
+  // only run the step.
+  StepRunner(PipelineExecutor* executor, int max_seqs, bool reports)
+      : executor_(executor), reports_(reports), samplers_(max_seqs, Sampler({})) {
     histories_.resize(max_seqs);
   }
 
@@ -94,6 +97,7 @@ class StepRunner {
     }
     STRATA_RETURN_IF_ERROR(executor_->Step(batch_, rows_, &out_));
     result->set_step_id(plan.step_id());
+    if (!reports_) return absl::OkStatus();
     int r = 0;
     for (const strata::v1::SeqStep& s : plan.seqs()) {
       if (!s.sample()) continue;
@@ -115,6 +119,7 @@ class StepRunner {
 
  private:
   PipelineExecutor* executor_;
+  const bool reports_;
   std::vector<Sampler> samplers_;
   std::vector<std::vector<int32_t>> histories_;
   std::vector<std::vector<int32_t>> tables_;
@@ -195,7 +200,7 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
                MemoryReport(*bundle->model).c_str());
 
   const bool reports = layout.last_stage() && layout.tensor_rank() == 0;
-  StepRunner runner(executor->get(), a.max_seqs());
+  StepRunner runner(executor->get(), a.max_seqs(), reports);
   strata::v1::RankStats stats;
   stats.set_resident_bytes(static_cast<uint64_t>(rss));
   auto rss_sampled = std::chrono::steady_clock::now();
@@ -225,10 +230,6 @@ int RunCoordinatorMode(const CoordinatorClientConfig& cfg, Communicator* world) 
       if (s.code() != absl::StatusCode::kInvalidArgument) Abort(rank, absl::StrCat("step failed: ", s.message()));
       out.mutable_result()->set_step_id(in.step().step_id());
       out.mutable_result()->set_error(std::string(s.message()));
-    }
-    if (!reports) {
-      out.mutable_result()->clear_tokens();  // only the figures: the reporting rank sends the tokens
-      out.mutable_result()->set_step_id(in.step().step_id());
     }
     if (!stream->Write(out)) break;
   }

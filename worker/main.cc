@@ -12,11 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cli/flags.h"
 #include "cli/generation_flags.h"
@@ -28,6 +25,7 @@
 #include "core/engine/model_bundle.h"
 #include "core/model/gguf.h"
 #include "core/parallel/pipeline_executor.h"
+#include "core/util/read_file.h"
 #include "worker/coordinator_client.h"
 #include "worker/memory.h"
 
@@ -93,24 +91,16 @@ int Run(int rank, int world_size, const std::vector<std::string>& args) {
     cc.coordinator = cfg.coordinator;
     cc.tls_server_name = cfg.tls_server_name;
     if (!cfg.tls_ca.empty()) {
-      std::ifstream in(cfg.tls_ca, std::ios::binary);
-      std::stringstream pem;
-      pem << in.rdbuf();
-      if (!in || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-        return FailAll(rank, absl::StrCat("--tls-ca: ", cfg.tls_ca, " is not a readable PEM certificate"), 2);
-      }
-      cc.tls_ca_pem = pem.str();
+      absl::StatusOr<std::string> pem = ReadPemCertificate(cfg.tls_ca);
+      if (!pem.ok()) return FailAll(rank, absl::StrCat("--tls-ca: ", pem.status().message()), 2);
+      cc.tls_ca_pem = *pem;
     } else if (!cfg.tls_server_name.empty()) {
       return FailAll(rank, "--tls-server-name needs --tls-ca", 2);
     }
     if (!cfg.join_token_file.empty()) {
-      std::ifstream in(cfg.join_token_file, std::ios::binary);
-      std::stringstream token;
-      token << in.rdbuf();
-      cc.join_token = std::string(absl::StripAsciiWhitespace(token.str()));
-      if (!in || cc.join_token.empty()) {
-        return FailAll(rank, absl::StrCat("--join-token-file: ", cfg.join_token_file, " is missing or empty"), 2);
-      }
+      absl::StatusOr<std::string> token = ReadTrimmedFile(cfg.join_token_file);
+      if (!token.ok()) return FailAll(rank, absl::StrCat("--join-token-file: ", token.status().message()), 2);
+      cc.join_token = *token;
     } else if (const char* env = std::getenv("STRATA_JOIN_TOKEN"); env != nullptr) {
       cc.join_token = env;
     }

@@ -143,14 +143,7 @@ expect_error "bench: no server" 1 "cannot reach the server at 127.0.0.1:$free_po
 (exec "$STRATA" serve --model "$M" --tp 1 --pp 1 --listen 127.0.0.1:0 --max-new-tokens 32 \
    >"$TMP/serve.out" 2>"$TMP/serve.err" </dev/null) &
 SERVE_PID=$!
-ADDR=""
-for _ in $(seq 1 1200); do
-  ADDR=$(sed -n 's/^strata serve: serving .* on \([^ ]*\)$/\1/p' "$TMP/serve.out" 2>/dev/null | head -n 1)
-  [ -n "$ADDR" ] && break
-  kill -0 "$SERVE_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$ADDR" ]; then
+if ! wait_for_serve "$TMP/serve.out"; then
   echo "FAIL: strata serve did not start; stdout: $(cat "$TMP/serve.out"); stderr:"
   cat "$TMP/serve.err"
   exit 1

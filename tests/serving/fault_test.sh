@@ -19,14 +19,7 @@ MODEL=$TMP/tinyllama-q8_0.gguf
 "$STRATA" serve --model "$MODEL" --tp 2 --pp 2 --listen 127.0.0.1:0 --threads 1 --step-timeout 3 \
   > "$TMP/serve.out" 2> "$TMP/serve.err" &
 SERVE_PID=$!
-ADDR=""
-for _ in $(seq 1 900); do
-  ADDR=$(sed -n 's/^strata serve: serving .* on \(.*\)$/\1/p' "$TMP/serve.out")
-  [ -n "$ADDR" ] && break
-  kill -0 $SERVE_PID 2>/dev/null || break
-  sleep 0.2
-done
-if [ -z "$ADDR" ]; then
+if ! wait_for_serve "$TMP/serve.out"; then
   fail "strata serve did not start: $(tail -5 "$TMP/serve.err")"
   echo "$passes passed, $failures failed"
   exit 1

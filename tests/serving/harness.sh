@@ -16,3 +16,17 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+# wait_for_serve OUT_FILE: waits (up to 180 s) for the `strata serve` started as SERVE_PID to
+# print "strata serve: serving ... on ADDR" to OUT_FILE and sets ADDR; fails (ADDR empty) when
+# serve exits first or the time runs out.
+wait_for_serve() {
+  ADDR=""
+  for _ in $(seq 1 1800); do
+    ADDR=$(sed -n 's/^strata serve: serving .* on \([^ ]*\)$/\1/p' "$1" 2>/dev/null | head -n 1)
+    [ -n "$ADDR" ] && return 0
+    kill -0 "$SERVE_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}

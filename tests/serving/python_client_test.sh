@@ -27,14 +27,7 @@ M=$TMP/m.gguf
 "$STRATA" make-model --arch llama --preset tiny --dtype f32 --out "$M" >/dev/null 2>&1 || { echo "FAIL: make-model"; exit 1; }
 (exec "$STRATA" serve --model "$M" --tp 2 --pp 2 --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" </dev/null) &
 SERVE_PID=$!
-ADDR=""
-for _ in $(seq 1 1200); do
-  ADDR=$(sed -n 's/^strata serve: serving .* on \([^ ]*\)$/\1/p' "$TMP/serve.out" 2>/dev/null)
-  [ -n "$ADDR" ] && break
-  kill -0 "$SERVE_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$ADDR" ]; then
+if ! wait_for_serve "$TMP/serve.out"; then
   echo "FAIL: strata serve did not start:"
   cat "$TMP/serve.err"
   exit 1

@@ -72,14 +72,7 @@ PROMPT="the secret words are purple elephant"
 "$STRATA" serve --model "$M" --tp 2 --pp 1 --listen 127.0.0.1:0 --threads 1 --tls-cert "$TMP/server.pem" \
   --tls-key "$TMP/server.key" --tls-ca "$TMP/ca.pem" --api-keys "$TMP/keys.txt" > "$TMP/serve.out" 2> "$TMP/serve.err" &
 SERVE_PID=$!
-ADDR=""
-for _ in $(seq 1 900); do
-  ADDR=$(sed -n 's/^strata serve: serving .* on \(.*\)$/\1/p' "$TMP/serve.out")
-  [ -n "$ADDR" ] && break
-  kill -0 $SERVE_PID 2>/dev/null || break
-  sleep 0.2
-done
-if [ -z "$ADDR" ]; then
+if ! wait_for_serve "$TMP/serve.out"; then
   fail "strata serve with TLS and API keys did not start: $(tail -5 "$TMP/serve.err")"
   finish
 fi
