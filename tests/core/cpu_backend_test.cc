@@ -192,10 +192,12 @@ TEST_P(CpuBackendTest, QuantizeQ8MatchesReference) {
   const cpu::Kernels& k = cpu::GetKernels(std::get<1>(GetParam()));
   std::vector<int8_t> qs(n * cols);
   std::vector<float> d(n * cols / kQ8Block);
-  k.quantize_q8(cpu::Q8Rows{qs.data(), d.data(), cols}, x.data(), 0, n);
+  std::vector<uint8_t> abs(n * cols);
+  k.quantize_q8(cpu::Q8Rows{qs.data(), d.data(), cols, abs.data()}, x.data(), 0, n);
   const ref::Q8Act want = ref::QuantizeQ8Act(x.data(), n, cols);
   EXPECT_EQ(qs, want.qs);
   EXPECT_EQ(d, want.d);
+  for (int i = 0; i < n * cols; ++i) ASSERT_EQ(abs[i], std::abs(want.qs[i])) << i;
 }
 
 TEST_P(CpuBackendTest, Norms) {

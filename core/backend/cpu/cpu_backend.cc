@@ -102,14 +102,16 @@ void CpuBackend::MatMulQ8(float* out, const float* x, const Tensor& w, int n) {
   if (q8_qs_.size() < values) {
     q8_qs_.resize(values);
     q8_d_.resize(values / kQ8Block);
+    q8_abs_.resize(values);
   }
-  const cpu::Q8Rows q{q8_qs_.data(), q8_d_.data(), cols};
+  const cpu::Q8Rows q{q8_qs_.data(), q8_d_.data(), cols, q8_abs_.data()};
   pool_.ParallelFor(n, Grain(n, cols, pool_.size()),
                     [&](int64_t i0, int64_t i1, int) { kernels_.quantize_q8(q, x, i0, i1); });
+  ReserveScratch(kernels_.matmul_q8_scratch(n, cols));
   const int64_t chunk = RowChunk(rows, n);
-  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int) {
+  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int thread) {
     for (int64_t c = c0; c < c1; ++c)
-      kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk));
+      kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk), Scratch(thread));
   });
 }
 

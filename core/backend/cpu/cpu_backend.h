@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<float>> scratch_;  // [thread] kernel scratch
   std::vector<int8_t> q8_qs_;                // quantized activations of the current MatMul
   std::vector<float> q8_d_;
+  std::vector<uint8_t> q8_abs_;
 };
 
 }  // namespace strata

@@ -56,6 +56,7 @@ const Kernels& Avx2Kernels() {
     t.matmul_float_scratch = avx2::MatMulFloatScratch;
     t.matmul_float = avx2::MatMulFloat;
     t.quantize_q8 = avx2::QuantizeQ8;
+    t.matmul_q8_scratch = avx2::MatMulQ8Scratch;
     t.matmul_q8 = avx2::MatMulQ8;
     t.attend = avx2::Attend;
     t.swiglu = avx2::SwiGlu;

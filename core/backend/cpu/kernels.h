@@ -29,10 +29,12 @@ Isa ResolveIsa(Isa requested);
 // Activations quantized to Q8_0-style blocks for integer dot products with Q8_0 weights:
 // row i has cols/32 blocks; block b holds qs[32] with x ≈ d * q.
 struct Q8Rows {
-  int8_t* qs = nullptr;  // [n, cols]
-  float* d = nullptr;    // [n, cols / 32]
+  int8_t* qs = nullptr;    // [n, cols]
+  float* d = nullptr;      // [n, cols / 32]
   int64_t cols = 0;
+  uint8_t* abs = nullptr;  // [n, cols] |qs|, kept beside qs for the byte multiply's sign trick
   const int8_t* row_qs(int64_t i) const { return qs + i * cols; }
+  const uint8_t* row_abs(int64_t i) const { return abs + i * cols; }
   const float* row_d(int64_t i) const { return d + i * (cols / kQ8Block); }
 };
 
@@ -53,10 +55,13 @@ struct Kernels {
                        int64_t r0, int64_t r1, KernelScratch scratch);
 
   // Quantizes rows [i0, i1) of x[n, q.cols] (row stride q.cols) into q: per block of 32,
-  // d = max|x| / 127 and q = round-half-even(x * (1 / d)) (q = 0 when d = 0).
+  // d = max|x| / 127 and q = round-half-even(x * (1 / d)) (q = 0 when d = 0); q.abs gets |q|.
   void (*quantize_q8)(Q8Rows q, const float* x, int64_t i0, int64_t i1);
-  // out[i * ldo + r] = Σ_b d_x[i,b] · d_w[r,b] · Σ_k q_x[i,b,k] · q_w[r,b,k] for w Q8_0.
-  void (*matmul_q8)(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1);
+  // Floats of scratch MatMulQ8 needs for n token rows of a Q8_0 weight with `cols` columns.
+  size_t (*matmul_q8_scratch)(int n, int64_t cols);
+  // out[i * ldo + r] = Σ_b (d_w[r,b] · d_x[i,b]) · Σ_k q_x[i,b,k] · q_w[r,b,k] for w Q8_0.
+  void (*matmul_q8)(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
+                    KernelScratch scratch);
 
   // Causal attention of one token for `n_q` query heads that share one KV head:
   // out[h * hd ..] = softmax(scale · q_h · K[0..ctx)ᵀ) · V[0..ctx) for h < n_q, with K/V rows of

@@ -48,12 +48,19 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
       q.d[i * nb + b] = d;
       int8_t* qs = q.qs + i * q.cols + b * kQ8Block;
-      for (int k = 0; k < kQ8Block; ++k) qs[k] = static_cast<int8_t>(std::nearbyint(xb[k] * id));
+      uint8_t* abs = q.abs + i * q.cols + b * kQ8Block;
+      for (int k = 0; k < kQ8Block; ++k) {
+        qs[k] = static_cast<int8_t>(std::nearbyint(xb[k] * id));
+        abs[k] = static_cast<uint8_t>(std::abs(qs[k]));
+      }
     }
   }
 }
 
-void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1) {
+size_t MatMulQ8Scratch(int n, int64_t cols) { return 0; }
+
+void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
+              KernelScratch) {
   const int64_t nb = w.cols / kQ8Block;
   for (int64_t r = r0; r < r1; ++r) {
     const auto* wb = static_cast<const BlockQ8_0*>(w.row(r));
@@ -64,7 +71,7 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
       for (int64_t b = 0; b < nb; ++b) {
         int32_t isum = 0;  // exact: |Σ| <= 32 * 127 * 127
         for (int k = 0; k < kQ8Block; ++k) isum += int32_t(xq[b * kQ8Block + k]) * wb[b].qs[k];
-        acc += xd[b] * F16ToF32(wb[b].d) * static_cast<float>(isum);
+        acc += F16ToF32(wb[b].d) * xd[b] * static_cast<float>(isum);
       }
       out[i * ldo + r] = acc;
     }
@@ -112,6 +119,7 @@ const Kernels& PortableKernels() {
     t.matmul_float_scratch = MatMulFloatScratch;
     t.matmul_float = MatMulFloat;
     t.quantize_q8 = QuantizeQ8;
+    t.matmul_q8_scratch = MatMulQ8Scratch;
     t.matmul_q8 = MatMulQ8;
     t.attend = Attend;
     t.swiglu = SwiGlu;

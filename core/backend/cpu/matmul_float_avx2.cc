@@ -262,11 +262,15 @@ void MatMulBlocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, 
       const int64_t lines_per_tile =
           (next_lines + (n + kTileTokens - 1) / kTileTokens - 1) / ((n + kTileTokens - 1) / kTileTokens);
       int64_t line = 0;
+      const typename L::T* pf_row = wd + next_p * cols + next_k0;  // the next line to prefetch: its row
+      int64_t pf_col = 0;                                          // and its line within the row
       for (int i = 0; i < n; i += kTileTokens) {
         for (int64_t e = std::min(next_lines, line + lines_per_tile); line < e; ++line) {
-          _mm_prefetch(reinterpret_cast<const char*>(wd + (next_p + line / lines_per_row) * cols + next_k0 +
-                                                     line % lines_per_row * kLine),
-                       _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(pf_row + pf_col * kLine), _MM_HINT_T1);
+          if (++pf_col == lines_per_row) {
+            pf_col = 0;
+            pf_row += cols;
+          }
         }
         const int mt = std::min(kTileTokens, n - i);
         float* st = state + static_cast<int64_t>(i) * kPanelRows * 8;
