@@ -6,7 +6,8 @@
 //
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array in huge pages, split over the threads, each reading its part as 1, 2 or 4
-// far-apart streams, with or without software prefetch, or 4 adjacent 8 KiB ones: the best) and
+// far-apart streams, with or without software prefetch, or 4 adjacent 8 KiB ones, or as an F32
+// weight times one vector through the decode kernel: the best) and
 // peak fp32 FMA throughput (independent FMA chains held in registers). Then, for each model (in
 // a child process, so that peak resident memory is the model's own), it times through the public
 // engine API (LoadModelBundle, KvCache, Model::Forward):
@@ -156,6 +157,22 @@ double ReadBandwidth(int threads, int reps) {
       if (r > 0) best = std::max(best, n * sizeof(float) / dt);
     }
   }
+  // The decode kernel's own read: the array as one F32 weight (2048 columns) times one vector.
+  // Here it often reads faster than any plain sum, so it is a pattern too: the figure is the
+  // fastest read of the array this machine gave in this run, whatever the pattern.
+  {
+    constexpr int64_t kCols = 2048;
+    CpuBackend backend(CpuBackendOptions{threads});
+    const Tensor w{DType::kF32, n / kCols, kCols, data};
+    std::vector<float> x(kCols, 1.0f / kCols), out(n / kCols);
+    for (int r = 0; r < reps + 1; ++r) {
+      const double t0 = Now();
+      backend.MatMul(out.data(), x.data(), w, 1);
+      const double dt = Now() - t0;
+      sink = sink + out[0];
+      if (r > 0) best = std::max(best, n * sizeof(float) / dt);
+    }
+  }
   std::free(data);
   return best;
 }
@@ -202,6 +219,8 @@ double PeakRssMiB() {
   return ru.ru_maxrss / 1024.0;
 }
 
+constexpr int kPrefillGroup = 8;  // --batch: sequences prefilled per step
+
 // The first row's greedy token (the buffer holds up to --batch rows).
 int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
@@ -211,7 +230,7 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
               ModelFigures* f) {
   CpuBackend backend(CpuBackendOptions{threads});
   ModelOptions mo;
-  mo.max_batch_tokens = std::max({n_prompt, 16, 64 * n_batch});
+  mo.max_batch_tokens = std::max({n_prompt, 16, n_batch, 64 * std::min(n_batch, kPrefillGroup)});
   mo.max_logit_rows = std::max(1, n_batch);
   auto bundle = LoadModelBundle(path, &backend, mo);
   if (!bundle.ok()) {
@@ -286,20 +305,23 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
     if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
     f->prefill_tps = std::max(f->prefill_tps, n_prompt / (Now() - t1));
 
-    // Batched decode: n_batch sequences with 64-token prompts (prefilled together), then
+    // Batched decode: n_batch sequences with 64-token prompts (prefilled 8 at a time, so no step
+    // is wider than a 512-token prefill and the buffers stay as large as for one), then
     // `batch_steps` steps of one token each, all sampled (as under the server), and again with
     // only the first sampled, to show what the logits rows cost.
     for (bool all_rows : {true, false}) {
       if (n_batch == 0) break;
-      batch.Clear();
-      for (int s = 0; s < n_batch; ++s) {
-        std::vector<int32_t> p(batch_prompt);
-        for (int i = 0; i < batch_prompt; ++i) p[i] = (3 + 17 * s + 31 * i) % c.n_vocab;
-        batch.AddSequence(p.data(), batch_prompt, 0, blocks_seq[s], block, all_rows || s == 0);
-      }
-      if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) {
-        std::fprintf(stderr, "batched prefill: %s\n", st.ToString().c_str());
-        return false;
+      for (int s0 = 0; s0 < n_batch; s0 += kPrefillGroup) {
+        batch.Clear();
+        for (int s = s0; s < std::min(n_batch, s0 + kPrefillGroup); ++s) {
+          std::vector<int32_t> p(batch_prompt);
+          for (int i = 0; i < batch_prompt; ++i) p[i] = (3 + 17 * s + 31 * i) % c.n_vocab;
+          batch.AddSequence(p.data(), batch_prompt, 0, blocks_seq[s], block, true);
+        }
+        if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) {
+          std::fprintf(stderr, "batched prefill: %s\n", st.ToString().c_str());
+          return false;
+        }
       }
       std::vector<int32_t> toks(n_batch, 1);
       const double t2 = Now();
@@ -397,7 +419,7 @@ int Main(int argc, char** argv) {
               "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit");
   for (int t : threads) {
     const double bw = ReadBandwidth(t, 3), peak = PeakFlops(t, 3);
-    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 6 read patterns), "
+    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 7 read patterns), "
                 "peak fp32 FMA %.1f GFLOP/s\n",
                 t, t == 1 ? "" : "s", bw / 1e9, peak / 1e9);
     std::fflush(stdout);

@@ -48,6 +48,9 @@ def main():
     ap.add_argument("--prefill-tokens", type=int, default=512)
     ap.add_argument("--decode-tokens", type=int, default=96, help="new tokens per stream in the decode-only run")
     ap.add_argument("--decode-reps", type=int, default=2, help="decode-only runs per stream count (best is shown)")
+    ap.add_argument("--ratio-only", action="store_true",
+                    help="skip the latency table: prefill and batched decode only, prefill re-measured after "
+                         "each batched run (best of all), so both see the same quiet spells of a shared machine")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"), help="where strata is (for strata bench)")
     a = ap.parse_args()
     import grpc
@@ -86,6 +89,14 @@ def main():
     best = min(firsts)
     print(f"prefill: {a.prefill_tokens} tokens in {best * 1000:.0f} ms = {a.prefill_tokens / best:.1f} tokens/s")
     prefill_rate = a.prefill_tokens / best
+    if a.ratio_only:
+        a.streams = ",".join(x for x in a.streams.split(",") if x != "1") or a.streams
+    else:
+        latency_table(a, one)
+    batched_decode(a, one, prefill_rate, firsts)
+
+
+def latency_table(a, one):
     print(f"{'streams':>7} {'tok/s':>9} {'ttft p50':>9} {'ttft p90':>9} {'ttft p99':>9} {'itl p50':>8} {'itl p90':>8} {'itl p99':>8}")
     for n in [int(x) for x in a.streams.split(",")]:
         ttft, itl, counts = [], [], []
@@ -103,6 +114,8 @@ def main():
         print(f"{n:>7} {sum(counts) / dt:9.1f} {ms(pct(ttft, 50))} {ms(pct(ttft, 90))} {ms(pct(ttft, 99))} "
               f"{ms(pct(itl, 50))} {ms(pct(itl, 90))} {ms(pct(itl, 99))}")
 
+
+def batched_decode(a, one, prefill_rate, firsts):
     # Batched decode alone: N streams start together; count the tokens that arrive while all N are
     # decoding (after the last one's first token, before the first one's last token).
     # The same with strata bench (C++; the Python client's own CPU use matters on a 2-core machine):
@@ -123,6 +136,9 @@ def main():
             inside = sum(1 for st in per_stream for t in st if start < t <= end)
             if end > start:
                 rate = max(rate, inside / (end - start))
+            if a.ratio_only:  # prefill again, right after: the ratio takes the best of each
+                one(a.prefill_tokens, 1, 7 + rep, firsts, [], [])
+                prefill_rate = max(prefill_rate, a.prefill_tokens / min(firsts))
         cxx = float("nan")
         strata = os.path.join(a.bin, "strata")
         if os.access(strata, os.X_OK):
@@ -134,6 +150,8 @@ def main():
                 tpot = json.loads(r.stdout)["tpot_s"]["mean"]
                 cxx = n / tpot if tpot else float("nan")
         print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:23.1f} {cxx / prefill_rate:16.2f}")
+    if a.ratio_only:
+        print(f"prefill, best of {len(firsts)} (also between the batched runs): {prefill_rate:.1f} tokens/s")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ TEST_P(CpuBackendTest, MatMulFloatWeights) {
 // to Σ_b |d_x d_w| Σ |q_x q_w| (doubled for margin). Against the f32 reference on the same weights, the
 // activation rounding adds at most d_x/2 = max|x_block|/254 per element, times |w|.
 TEST_P(CpuBackendTest, MatMulQ8) {
-  for (int cols : {32, 96, 576}) {
+  for (int cols : {32, 96, 576, 6400}) {  // 6400: prefill splits it into k-blocks
     for (int rows : {1, 5, 67}) {
       for (int n : {1, 2, 3, 5, 17, 64}) {
         SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " n " +
@@ -160,11 +160,19 @@ TEST_P(CpuBackendTest, MatMulQ8) {
 // small batch and in a large one, at any position, for every dtype and any thread count.
 TEST_P(CpuBackendTest, MatMulBatchInvariant) {
   CpuBackend one_thread(CpuBackendOptions{1, std::get<1>(GetParam())});
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
-    const int cols = t == DType::kQ8_0 ? 576 : 556, rows = 67;
+  // The last case is wide enough (200 blocks) that Q8_0 prefill splits the columns into k-blocks
+  // and parks accumulators between them.
+  struct Case {
+    DType t;
+    int cols;
+  };
+  for (const Case c : {Case{DType::kF32, 556}, Case{DType::kF16, 556}, Case{DType::kBF16, 556}, Case{DType::kQ8_0, 576},
+                       Case{DType::kQ8_0, 6400}}) {
+    const DType t = c.t;
+    const int cols = c.cols, rows = 67;
     const Weight w = MakeWeight(t, rows, cols, 5);
     for (int n : {70, 9, 5, 2}) {
-      SCOPED_TRACE(DTypeName(static_cast<uint32_t>(t)) + " n " + std::to_string(n));
+      SCOPED_TRACE(DTypeName(static_cast<uint32_t>(t)) + " cols " + std::to_string(cols) + " n " + std::to_string(n));
       const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 6);
       std::vector<float> batch(n * rows), batch1(n * rows), solo(rows);
       backend_.MatMul(batch.data(), x.data(), w.tensor, n);

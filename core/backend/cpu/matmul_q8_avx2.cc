@@ -37,6 +37,7 @@ namespace {
 constexpr int kMaxPanelRows = 96;
 constexpr int64_t kPanelBytes = 184 * 1024;
 constexpr int64_t kMaxKBlocks = 192;
+constexpr int64_t kMaxPrefetchBytes = 256 * 1024;  // the next panel is prefetched into L2 up to this
 
 struct PanelShape {
   int64_t rows;     // rows per panel, a multiple of the 2-row tile
@@ -101,17 +102,17 @@ using DecodeFn = void (*)(float*, int64_t, const Q8Rows&, const BlockQ8_0*, int6
 
 // The integer loop over one chunk of blocks; the accumulators are copied in and out so that
 // they live in registers throughout (kept in the caller's array, GCC stores them every block).
-template <int MT, int NT>
+template <int MT, int NT, int kStep>
 __attribute__((always_inline)) inline void ChunkLoop(__m256 (&acc_io)[MT][NT], const int8_t* xq, const uint8_t* xa,
                                                       int64_t ldx, const int8_t* wb, int64_t ldw,
                                                       const float (&dxw)[MT * NT][kChunk], int nc, __m256i ones) {
   __m256 acc[MT][NT];
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) acc[i][j] = acc_io[i][j];
-  for (int c = 0; c < nc; ++c, xq += kQ8Block, xa += kQ8Block, wb += kQ8Block) {
+  for (int c = 0; c < nc; ++c, xq += kQ8Block, xa += kQ8Block, wb += kStep) {
     __m256i wq[NT];
 #pragma GCC unroll 8
-    for (int j = 0; j < NT; ++j) wq[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + j * ldw));
+    for (int j = 0; j < NT; ++j) wq[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + j * ldw));
 #pragma GCC unroll 4
     for (int i = 0; i < MT; ++i) {
       const int8_t* xqi = xq + i * ldx;
@@ -127,12 +128,13 @@ __attribute__((always_inline)) inline void ChunkLoop(__m256 (&acc_io)[MT][NT], c
     for (int j = 0; j < NT; ++j) acc_io[i][j] = acc[i][j];
 }
 
-// Prefill tile: MT token rows × NT weight rows over blocks [kb0, kb1). `wq` holds the rows' packed
-// quants for this k-block ([NT][stride ldw bytes], 32-byte aligned) and `dw` their scales as f32
+// Prefill tile: MT token rows × NT weight rows over blocks [kb0, kb1). `wq` points at the rows'
+// quants for this k-block ([NT][stride ldw bytes], one block each kStep bytes: 32 packed, 34 in
+// place in the Q8_0 blocks) and `dw` at their scales as f32
 // ([NT][nb]). Per chunk of blocks, the MT·NT scale products are made 8 blocks per multiply
 // into `dxw`; the integer loop then takes each as a broadcast load. Between k-blocks the
 // accumulators wait in `state` ([MT][stride st_ld][NT][8]), which is exact.
-template <int MT, int NT>
+template <int MT, int NT, int kStep>
 void PrefillTile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* wq, int64_t ldw, int64_t nb,
                  int64_t kb0, int64_t kb1, const float* dw, float* state, int64_t st_ld, bool first, bool last) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -157,7 +159,7 @@ void PrefillTile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int
         for (; c < nc; ++c) dst[c] = dwj[c] * dx[c];
       }
     }
-    ChunkLoop<MT, NT>(acc, xq0 + b0 * kQ8Block, xa0 + b0 * kQ8Block, ldx, wq + (b0 - kb0) * kQ8Block, ldw, dxw, nc,
+    ChunkLoop<MT, NT, kStep>(acc, xq0 + b0 * kQ8Block, xa0 + b0 * kQ8Block, ldx, wq + (b0 - kb0) * kStep, ldw, dxw, nc,
                       ones);
   }
   for (int i = 0; i < MT; ++i)
@@ -173,9 +175,15 @@ void PrefillTile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int
 using PrefillFn = void (*)(float*, int64_t, const Q8Rows&, int64_t, const int8_t*, int64_t, int64_t, int64_t,
                            int64_t, const float*, float*, int64_t, bool, bool);
 
-template <int MT>
+template <int MT, int kStep>
 constexpr PrefillFn PrefillFor(int nt) {
-  return nt == 1 ? PrefillTile<MT, 1> : PrefillTile<MT, 2>;
+  return nt == 1 ? PrefillTile<MT, 1, kStep> : PrefillTile<MT, 2, kStep>;
+}
+
+template <int kStep>
+PrefillFn PrefillForTile(int mt, int nt) {
+  return mt == 1 ? PrefillFor<1, kStep>(nt) : mt == 2 ? PrefillFor<2, kStep>(nt) : mt == 3 ? PrefillFor<3, kStep>(nt)
+                                                                                         : PrefillFor<4, kStep>(nt);
 }
 
 }  // namespace
@@ -244,41 +252,70 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
   // Prefill: 4 tokens × 2 rows (8 accumulators, 2 weight blocks, |x|, temporaries and the ones
   // fit the 16 registers), over panels of rows whose scales are converted once.
   constexpr int kTileTokens = 4, kTileRows = 2;
-  // Packed quants of one panel k-block: its rows, scattered over ~190 pages for a 5632-column
-  // weight, overflowed the TLB when read in place (wide weights ran 30% slower).
-  auto* wp = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(scratch.data) + 31) & ~uintptr_t{31});
   const PanelShape ps = PanelFor(nb);
-  const int64_t ldw = ps.kblocks * kQ8Block;                 // [ps.rows][ldw] bytes
-  float* dw = reinterpret_cast<float*>(wp + ps.rows * ldw);  // [ps.rows][nb] weight scales
-  float* state = dw + ps.rows * nb;                          // [n][ps.rows][8] parked accumulators
+  // Full-width panels are read in place (rows are contiguous: one ~190 KiB region). A panel of a
+  // weight split into k-blocks is packed per k-block instead: read in place, its rows' slices lie
+  // on ~190 pages for 96 rows, which overflowed the TLB (30% slower).
+  const bool packed = ps.kblocks < nb;
+  auto* wp = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(scratch.data) + 31) & ~uintptr_t{31});
+  const int64_t ldp = ps.kblocks * kQ8Block;                  // packed: [ps.rows][ldp] bytes
+  float* dw = reinterpret_cast<float*>(wp + (packed ? ps.rows * ldp : 0));  // [ps.rows][nb] scales
+  float* state = dw + ps.rows * nb;                           // [n][ps.rows][8] parked accumulators
   const int64_t st_ld = ps.rows * 8;
+  // Tile calls per panel: token tiles × row pairs × k-blocks.
+  const int64_t tiles_per_panel = (n + kTileTokens - 1) / kTileTokens * ((ps.rows + kTileRows - 1) / kTileRows) *
+                                  ((nb + ps.kblocks - 1) / ps.kblocks);
   for (int64_t p = r0; p < r1; p += ps.rows) {
     const int64_t pend = std::min<int64_t>(r1, p + ps.rows);
     for (int64_t r = p; r < pend; ++r)
       for (int64_t b = 0; b < nb; ++b) dw[(r - p) * nb + b] = g_f16_to_f32[wd[r * nb + b].d];
+    // The next panel's weights (contiguous rows) are prefetched into L2 a few lines per tile call
+    // (spread out, so the misses stay within what the core can have in flight) while this panel
+    // computes, so that the weight read overlaps compute even with few tokens (batched decode: at
+    // 32 tokens a panel's DRAM read is ~8% of its compute time). Skipped when they would not fit
+    // in L2 (weights split into k-blocks).
+    const char* pf = reinterpret_cast<const char*>(wd + pend * nb);
+    const char* const pf_end = reinterpret_cast<const char*>(wd + std::min<int64_t>(r1, pend + ps.rows) * nb);
+    const int64_t pf_per_tile =
+        pf_end - pf > kMaxPrefetchBytes ? 0 : ((pf_end - pf) / 64 + tiles_per_panel) / tiles_per_panel;
+    auto prefetch = [&] {
+      for (int64_t l = 0; l < pf_per_tile && pf < pf_end; ++l, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+    };
     for (int64_t kb0 = 0; kb0 < nb; kb0 += ps.kblocks) {
       const int64_t kb1 = std::min(nb, kb0 + ps.kblocks);
       const bool first = kb0 == 0, last = kb1 == nb;
-      for (int64_t r = p; r < pend; ++r)
-        for (int64_t b = kb0; b < kb1; ++b) std::memcpy(wp + (r - p) * ldw + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
+      if (packed) {
+        for (int64_t r = p; r < pend; ++r)
+          for (int64_t b = kb0; b < kb1; ++b) std::memcpy(wp + (r - p) * ldp + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
+      }
+      // Row r's quants for this k-block, and the stride between rows, packed or in place.
+      const int64_t ldw = packed ? ldp : nb * int64_t{sizeof(BlockQ8_0)};
+      auto quants = [&](int64_t r) -> const int8_t* {
+        return packed ? wp + (r - p) * ldp : reinterpret_cast<const int8_t*>(wd[r * nb].qs);
+      };
       for (int i = 0; i < n; i += kTileTokens) {
         const int mt = std::min(kTileTokens, n - i);
         float* st = state + i * st_ld;
         int64_t r = p;
         if (mt == kTileTokens) {  // the common case, called directly so that it inlines
           for (; r + kTileRows <= pend; r += kTileRows) {
-            PrefillTile<kTileTokens, kTileRows>(out + i * ldo + r, ldo, x, i, wp + (r - p) * ldw, ldw, nb, kb0, kb1,
-                                                dw + (r - p) * nb, st + (r - p) * 8, st_ld, first, last);
+            prefetch();
+            if (packed) {
+              PrefillTile<kTileTokens, kTileRows, kQ8Block>(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb, kb0,
+                                                            kb1, dw + (r - p) * nb, st + (r - p) * 8, st_ld, first, last);
+            } else {
+              PrefillTile<kTileTokens, kTileRows, sizeof(BlockQ8_0)>(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb,
+                                                                     kb0, kb1, dw + (r - p) * nb, st + (r - p) * 8,
+                                                                     st_ld, first, last);
+            }
           }
         }
         for (; r < pend; r += kTileRows) {
           const int nt = static_cast<int>(std::min<int64_t>(kTileRows, pend - r));
-          const PrefillFn fn = mt == 1   ? PrefillFor<1>(nt)
-                               : mt == 2 ? PrefillFor<2>(nt)
-                               : mt == 3 ? PrefillFor<3>(nt)
-                                         : PrefillFor<4>(nt);
-          fn(out + i * ldo + r, ldo, x, i, wp + (r - p) * ldw, ldw, nb, kb0, kb1, dw + (r - p) * nb,
-             st + (r - p) * 8, st_ld, first, last);
+          prefetch();
+          const PrefillFn fn = packed ? PrefillForTile<kQ8Block>(mt, nt) : PrefillForTile<sizeof(BlockQ8_0)>(mt, nt);
+          fn(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb, kb0, kb1, dw + (r - p) * nb, st + (r - p) * 8, st_ld,
+             first, last);
         }
       }
     }
