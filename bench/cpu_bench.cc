@@ -7,10 +7,10 @@
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array in huge pages, split over the threads, each reading its part as 1, 2 or 4
 // far-apart streams, with or without software prefetch, or 4 adjacent 8 KiB ones, or as an F32
-// weight times one vector through the decode kernel: the best) and
-// peak fp32 FMA throughput (independent FMA chains held in registers). Then, for each model (in
-// a child process, so that peak resident memory is the model's own), it times through the public
-// engine API (LoadModelBundle, KvCache, Model::Forward):
+// weight times one vector through the decode kernel: the best) and peak fp32 FMA throughput
+// (independent FMA chains held in registers). Then, for each model (in a child process, so that
+// peak resident memory is the model's own), it times through the public engine API
+// (LoadModelBundle, KvCache, Model::Forward):
 //   decode:  a short prompt, then `--decode` single-token steps (greedy); tokens/s, weight bytes
 //            read per token, and bytes/token × tokens/s as a fraction of the read bandwidth;
 //   prefill: one `--prompt`-token step; tokens/s and useful FLOP/s (2 per weight multiply-add of

@@ -89,9 +89,7 @@ def main():
     best = min(firsts)
     print(f"prefill: {a.prefill_tokens} tokens in {best * 1000:.0f} ms = {a.prefill_tokens / best:.1f} tokens/s")
     prefill_rate = a.prefill_tokens / best
-    if a.ratio_only:
-        a.streams = ",".join(x for x in a.streams.split(",") if x != "1") or a.streams
-    else:
+    if not a.ratio_only:
         latency_table(a, one)
     batched_decode(a, one, prefill_rate, firsts)
 

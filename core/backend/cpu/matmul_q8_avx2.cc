@@ -87,7 +87,7 @@ void DecodeTile(float* out, int64_t ldo, const Q8Rows& x, const BlockQ8_0* w, in
 #pragma GCC unroll 2
     for (int i = 0; i < MT; ++i) {
       const int8_t* xq = x.row_qs(i) + b * kQ8Block;
-      const __m256i xabs = _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+      const __m256i xabs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.row_abs(i) + b * kQ8Block));
       const __m256 dx = _mm256_broadcast_ss(x.row_d(i) + b);
 #pragma GCC unroll 8
       for (int j = 0; j < NT; ++j)
@@ -186,6 +186,54 @@ PrefillFn PrefillForTile(int mt, int nt) {
                                                                                          : PrefillFor<4, kStep>(nt);
 }
 
+// Prefill over rows [r0, r1): panels of ps.rows rows, each with its scales converted once, its
+// next panel prefetched, and (packed, kStep = 32) its quants copied per k-block into `wp`, or
+// (in place, kStep = 34) read straight from the Q8_0 blocks. 4 tokens × 2 rows per tile (8
+// accumulators, 2 weight blocks, |x|, temporaries and the ones fit the 16 registers).
+template <int kStep>
+void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const BlockQ8_0* wd, int64_t nb, int64_t r0, int64_t r1,
+             const PanelShape& ps, int8_t* wp, float* dw, float* state) {
+  constexpr bool kPacked = kStep == kQ8Block;
+  constexpr int kTileTokens = 4, kTileRows = 2;
+  const int64_t ldw = kPacked ? ps.kblocks * kQ8Block : nb * int64_t{sizeof(BlockQ8_0)};  // bytes between rows
+  const int64_t st_ld = ps.rows * 8;
+  // Tile calls per panel: token tiles × row pairs × k-blocks.
+  const int64_t tiles_per_panel = (n + kTileTokens - 1) / kTileTokens * ((ps.rows + kTileRows - 1) / kTileRows) *
+                                  ((nb + ps.kblocks - 1) / ps.kblocks);
+  for (int64_t p = r0; p < r1; p += ps.rows) {
+    const int64_t pend = std::min<int64_t>(r1, p + ps.rows);
+    for (int64_t r = p; r < pend; ++r)
+      for (int64_t b = 0; b < nb; ++b) dw[(r - p) * nb + b] = g_f16_to_f32[wd[r * nb + b].d];
+    // The next panel's weights (contiguous rows) are prefetched into L2 a few lines per tile call
+    // (spread out, so the misses stay within what the core can have in flight) while this panel
+    // computes, so that the weight read overlaps compute even with few tokens (batched decode: at
+    // 32 tokens a panel's DRAM read is ~8% of its compute time). Skipped when they would not fit
+    // in L2 (weights split into k-blocks).
+    const char* pf = reinterpret_cast<const char*>(wd + pend * nb);
+    const char* const pf_end = reinterpret_cast<const char*>(wd + std::min<int64_t>(r1, pend + ps.rows) * nb);
+    const int64_t pf_per_tile =
+        pf_end - pf > kMaxPrefetchBytes ? 0 : ((pf_end - pf) / 64 + tiles_per_panel) / tiles_per_panel;
+    for (int64_t kb0 = 0; kb0 < nb; kb0 += ps.kblocks) {
+      const int64_t kb1 = std::min(nb, kb0 + ps.kblocks);
+      const bool first = kb0 == 0, last = kb1 == nb;
+      if (kPacked) {
+        for (int64_t r = p; r < pend; ++r)
+          for (int64_t b = kb0; b < kb1; ++b) std::memcpy(wp + (r - p) * ldw + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
+      }
+      for (int i = 0; i < n; i += kTileTokens) {
+        const int mt = std::min(kTileTokens, n - i);
+        for (int64_t r = p; r < pend; r += kTileRows) {
+          for (int64_t l = 0; l < pf_per_tile && pf < pf_end; ++l, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+          const int nt = static_cast<int>(std::min<int64_t>(kTileRows, pend - r));
+          const int8_t* wq = kPacked ? wp + (r - p) * ldw : reinterpret_cast<const int8_t*>(wd[r * nb].qs);
+          PrefillForTile<kStep>(mt, nt)(out + i * ldo + r, ldo, x, i, wq, ldw, nb, kb0, kb1, dw + (r - p) * nb, state + i * st_ld + (r - p) * 8,
+             st_ld, first, last);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void InitQ8Tables() {
@@ -249,76 +297,18 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
     for (int64_t r = r0 + kStreams * q; r < r1; ++r) single(out + r, ldo, x, wd + r * nb, nb, nb, 1);
     return;
   }
-  // Prefill: 4 tokens × 2 rows (8 accumulators, 2 weight blocks, |x|, temporaries and the ones
-  // fit the 16 registers), over panels of rows whose scales are converted once.
-  constexpr int kTileTokens = 4, kTileRows = 2;
   const PanelShape ps = PanelFor(nb);
   // Full-width panels are read in place (rows are contiguous: one ~190 KiB region). A panel of a
   // weight split into k-blocks is packed per k-block instead: read in place, its rows' slices lie
   // on ~190 pages for 96 rows, which overflowed the TLB (30% slower).
   const bool packed = ps.kblocks < nb;
   auto* wp = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(scratch.data) + 31) & ~uintptr_t{31});
-  const int64_t ldp = ps.kblocks * kQ8Block;                  // packed: [ps.rows][ldp] bytes
-  float* dw = reinterpret_cast<float*>(wp + (packed ? ps.rows * ldp : 0));  // [ps.rows][nb] scales
-  float* state = dw + ps.rows * nb;                           // [n][ps.rows][8] parked accumulators
-  const int64_t st_ld = ps.rows * 8;
-  // Tile calls per panel: token tiles × row pairs × k-blocks.
-  const int64_t tiles_per_panel = (n + kTileTokens - 1) / kTileTokens * ((ps.rows + kTileRows - 1) / kTileRows) *
-                                  ((nb + ps.kblocks - 1) / ps.kblocks);
-  for (int64_t p = r0; p < r1; p += ps.rows) {
-    const int64_t pend = std::min<int64_t>(r1, p + ps.rows);
-    for (int64_t r = p; r < pend; ++r)
-      for (int64_t b = 0; b < nb; ++b) dw[(r - p) * nb + b] = g_f16_to_f32[wd[r * nb + b].d];
-    // The next panel's weights (contiguous rows) are prefetched into L2 a few lines per tile call
-    // (spread out, so the misses stay within what the core can have in flight) while this panel
-    // computes, so that the weight read overlaps compute even with few tokens (batched decode: at
-    // 32 tokens a panel's DRAM read is ~8% of its compute time). Skipped when they would not fit
-    // in L2 (weights split into k-blocks).
-    const char* pf = reinterpret_cast<const char*>(wd + pend * nb);
-    const char* const pf_end = reinterpret_cast<const char*>(wd + std::min<int64_t>(r1, pend + ps.rows) * nb);
-    const int64_t pf_per_tile =
-        pf_end - pf > kMaxPrefetchBytes ? 0 : ((pf_end - pf) / 64 + tiles_per_panel) / tiles_per_panel;
-    auto prefetch = [&] {
-      for (int64_t l = 0; l < pf_per_tile && pf < pf_end; ++l, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
-    };
-    for (int64_t kb0 = 0; kb0 < nb; kb0 += ps.kblocks) {
-      const int64_t kb1 = std::min(nb, kb0 + ps.kblocks);
-      const bool first = kb0 == 0, last = kb1 == nb;
-      if (packed) {
-        for (int64_t r = p; r < pend; ++r)
-          for (int64_t b = kb0; b < kb1; ++b) std::memcpy(wp + (r - p) * ldp + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
-      }
-      // Row r's quants for this k-block, and the stride between rows, packed or in place.
-      const int64_t ldw = packed ? ldp : nb * int64_t{sizeof(BlockQ8_0)};
-      auto quants = [&](int64_t r) -> const int8_t* {
-        return packed ? wp + (r - p) * ldp : reinterpret_cast<const int8_t*>(wd[r * nb].qs);
-      };
-      for (int i = 0; i < n; i += kTileTokens) {
-        const int mt = std::min(kTileTokens, n - i);
-        float* st = state + i * st_ld;
-        int64_t r = p;
-        if (mt == kTileTokens) {  // the common case, called directly so that it inlines
-          for (; r + kTileRows <= pend; r += kTileRows) {
-            prefetch();
-            if (packed) {
-              PrefillTile<kTileTokens, kTileRows, kQ8Block>(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb, kb0,
-                                                            kb1, dw + (r - p) * nb, st + (r - p) * 8, st_ld, first, last);
-            } else {
-              PrefillTile<kTileTokens, kTileRows, sizeof(BlockQ8_0)>(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb,
-                                                                     kb0, kb1, dw + (r - p) * nb, st + (r - p) * 8,
-                                                                     st_ld, first, last);
-            }
-          }
-        }
-        for (; r < pend; r += kTileRows) {
-          const int nt = static_cast<int>(std::min<int64_t>(kTileRows, pend - r));
-          prefetch();
-          const PrefillFn fn = packed ? PrefillForTile<kQ8Block>(mt, nt) : PrefillForTile<sizeof(BlockQ8_0)>(mt, nt);
-          fn(out + i * ldo + r, ldo, x, i, quants(r), ldw, nb, kb0, kb1, dw + (r - p) * nb, st + (r - p) * 8, st_ld,
-             first, last);
-        }
-      }
-    }
+  float* dw = reinterpret_cast<float*>(wp + (packed ? ps.rows * ps.kblocks * kQ8Block : 0));  // [ps.rows][nb]
+  float* state = dw + ps.rows * nb;  // [n][ps.rows][8] parked accumulators
+  if (packed) {
+    Prefill<kQ8Block>(out, ldo, x, n, wd, nb, r0, r1, ps, wp, dw, state);
+  } else {
+    Prefill<sizeof(BlockQ8_0)>(out, ldo, x, n, wd, nb, r0, r1, ps, wp, dw, state);
   }
 }
 
