@@ -19,6 +19,9 @@
 //   --batch N: N sequences decoding together (one token each per step, every one sampled, as
 //            under the server), tokens/s as a fraction of prefill's: batching makes decode
 //            compute-bound, so this should approach 1.
+// The machine is measured again after each model, and each model is set against the better of
+// the measurements just before and just after it (both printed on its row). Last, decode's
+// scaling across thread counts is printed beside the read bandwidth's own.
 // Each figure is the best of `--reps` runs. Not a test: nothing is asserted.
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -415,28 +418,46 @@ int Main(int argc, char** argv) {
   }
   CpuBackend probe(CpuBackendOptions{1});
   std::printf("kernels: %s\n", cpu::IsaName(probe.isa()));
-  std::printf("%-28s %3s | %8s %9s %7s %6s | %8s %8s %6s | %8s %8s\n", "model", "thr", "dec t/s", "MB/token",
-              "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit");
-  for (int t : threads) {
-    const double bw = ReadBandwidth(t, 3), peak = PeakFlops(t, 3);
+  std::printf("%-28s %3s | %8s %9s %7s %6s | %8s %8s %6s | %8s %8s | %6s %7s\n", "model", "thr", "dec t/s",
+              "MB/token", "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit", "BW", "peak");
+  struct Machine {
+    double bw = 0, peak = 0;
+  };
+  // The machine is measured again between models, and each model is set against the better of
+  // the measurements just before and just after it: on a shared machine, a figure taken minutes
+  // away can be from a faster or slower phase than the model's own run.
+  auto measure = [](int t) { return Machine{ReadBandwidth(t, 3), PeakFlops(t, 3)}; };
+  std::vector<std::vector<double>> decode_tps(threads.size(), std::vector<double>(models.size(), 0));
+  std::vector<Machine> first(threads.size());
+  for (size_t ti = 0; ti < threads.size(); ++ti) {
+    const int t = threads[ti];
+    Machine before = measure(t);
+    first[ti] = before;
     std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 7 read patterns), "
                 "peak fp32 FMA %.1f GFLOP/s\n",
-                t, t == 1 ? "" : "s", bw / 1e9, peak / 1e9);
+                t, t == 1 ? "" : "s", before.bw / 1e9, before.peak / 1e9);
     std::fflush(stdout);
-    for (const std::string& m : models) {
+    for (size_t mi = 0; mi < models.size(); ++mi) {
+      const std::string& m = models[mi];
       ModelFigures f;
-      if (!RunModelIsolated(m, t, n_decode, n_prompt, n_batch, reps, &f)) {
+      const bool ok = RunModelIsolated(m, t, n_decode, n_prompt, n_batch, reps, &f);
+      const Machine after = measure(t);
+      const Machine ref{std::max(before.bw, after.bw), std::max(before.peak, after.peak)};
+      before = after;
+      if (!ok) {
         std::printf("%s: failed\n", m.c_str());
         continue;
       }
+      decode_tps[ti][mi] = f.decode_tps;
       const std::string name = m.substr(m.find_last_of('/') + 1);
       const double gbs = f.decode_bytes * f.decode_tps;
       const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
-      // "limit": model file + KV cache + 10%, the resident-memory budget.
-      std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f\n", name.c_str(),
-                  t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / bw, f.prefill_tps,
-                  flops / 1e9, peak > 0 ? 100 * flops / peak : 0.0, f.peak_rss_mib,
-                  (f.file_mib + f.kv_mib) * 1.1);
+      // "limit": model file + KV cache + 10%, the resident-memory budget. "BW", "peak": the
+      // references used for this row (GB/s, GFLOP/s).
+      std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f | %6.1f %7.1f\n",
+                  name.c_str(), t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / ref.bw,
+                  f.prefill_tps, flops / 1e9, ref.peak > 0 ? 100 * flops / ref.peak : 0.0, f.peak_rss_mib,
+                  (f.file_mib + f.kv_mib) * 1.1, ref.bw / 1e9, ref.peak / 1e9);
       if (n_batch > 0) {
         std::printf("  batched decode, %d sequences: %.1f tokens/s = %.2f of prefill (%.1f tokens/s with one logits "
                     "row)\n",
@@ -444,6 +465,18 @@ int Main(int argc, char** argv) {
       }
       std::fflush(stdout);
     }
+  }
+  // Decode scaling, next to what the memory system allows: decode that reads at the bandwidth
+  // limit on every thread count cannot scale past the bandwidth's own ratio.
+  for (size_t ti = 1; ti < threads.size(); ++ti) {
+    std::printf("decode, %d threads / %d: machine read bandwidth %.2fx;", threads[ti], threads[0],
+                first[ti].bw / first[0].bw);
+    for (size_t mi = 0; mi < models.size(); ++mi) {
+      if (decode_tps[0][mi] <= 0 || decode_tps[ti][mi] <= 0) continue;
+      std::printf(" %s %.2fx", models[mi].substr(models[mi].find_last_of('/') + 1).c_str(),
+                  decode_tps[ti][mi] / decode_tps[0][mi]);
+    }
+    std::printf("\n");
   }
   return 0;
 }

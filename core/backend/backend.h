@@ -76,6 +76,17 @@ class Backend {
   virtual void Embed(float* out, const Tensor& table, const int32_t* ids, int n) = 0;
   // out[n, w.rows] = x[n, w.cols] · wᵀ.
   virtual void MatMul(float* out, const float* x, const Tensor& w, int n) = 0;
+  // Several weights of the same width times one x (q, k and v; gate and up): for each target,
+  // out[n, w->rows] = x · w->ᵀ, each bit for bit what MatMul makes. A backend may share work
+  // between them; the CPU backend quantizes x once and splits all their rows over its threads
+  // in one pass (one hand-off and one wait instead of one per weight).
+  struct MatMulTarget {
+    float* out;
+    const Tensor* w;
+  };
+  virtual void MatMuls(const MatMulTarget* targets, int count, const float* x, int n) {
+    for (int i = 0; i < count; ++i) MatMul(targets[i].out, x, *targets[i].w, n);
+  }
   // x[n, dim] += bias[dim] on every row.
   virtual void AddBias(float* x, const float* bias, int n, int dim) = 0;
   // x[count] += y[count] (residual connections).

@@ -110,9 +110,8 @@ class Gpt2 final : public Model {
       const Gpt2Layer& L = layers_[l];
       // x += c_proj(attn(c_attn(ln_1(x))))
       be.LayerNorm(xb_, x_, L.attn_norm_w, L.attn_norm_b, n, d, c.norm_eps);
-      be.MatMul(q_, xb_, L.wq, n);  // [n, h]
-      be.MatMul(k_, xb_, L.wk, n);
-      be.MatMul(v_, xb_, L.wv, n);
+      const Backend::MatMulTarget qkv[] = {{q_, &L.wq}, {k_, &L.wk}, {v_, &L.wv}};
+      be.MatMuls(qkv, 3, xb_, n);  // [n, h] each
       be.AddBias(q_, L.bq, n, h);
       be.AddBias(k_, L.bk, n, h);
       be.AddBias(v_, L.bv, n, h);

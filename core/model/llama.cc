@@ -103,9 +103,8 @@ class Llama final : public Model {
       const LlamaLayer& L = layers_[l];
       // Attention: x += wo · attn(rope(wq·h), rope(wk·h), wv·h), h = rmsnorm(x)
       be.RmsNorm(xb_, x_, L.attn_norm, n, d, c.norm_eps);
-      be.MatMul(q_, xb_, L.wq, n);  // q: [n, q]
-      be.MatMul(k_, xb_, L.wk, n);  // k: [n, kv]
-      be.MatMul(v_, xb_, L.wv, n);  // v: [n, kv]
+      const Backend::MatMulTarget qkv[] = {{q_, &L.wq}, {k_, &L.wk}, {v_, &L.wv}};
+      be.MatMuls(qkv, 3, xb_, n);  // q: [n, q], k and v: [n, kv]
       if (L.bq != nullptr) be.AddBias(q_, L.bq, n, q);
       if (L.bk != nullptr) be.AddBias(k_, L.bk, n, kvd);
       if (L.bv != nullptr) be.AddBias(v_, L.bv, n, kvd);
@@ -119,8 +118,8 @@ class Llama final : public Model {
       be.Add(x_, xb_, nd);
       // MLP: x += w_down · (silu(w_gate·h) * (w_up·h)), h = rmsnorm(x)
       be.RmsNorm(xb_, x_, L.ffn_norm, n, d, c.norm_eps);
-      be.MatMul(hb_, xb_, L.w_gate, n);  // [n, ff]
-      be.MatMul(hb2_, xb_, L.w_up, n);   // [n, ff]
+      const Backend::MatMulTarget gate_up[] = {{hb_, &L.w_gate}, {hb2_, &L.w_up}};
+      be.MatMuls(gate_up, 2, xb_, n);  // [n, ff] each
       be.SwiGlu(hb_, hb_, hb2_, static_cast<int64_t>(n) * s.n_ff);
       be.MatMul(xb_, hb_, L.w_down, n);  // partial sums over this rank's columns
       AllReduce(xb_, nd);

@@ -187,6 +187,33 @@ TEST_P(CpuBackendTest, MatMulBatchInvariant) {
   }
 }
 
+// MatMuls (q/k/v, gate/up in one pass) gives each weight exactly what MatMul gives it: mixed
+// dtypes (Q8_0 beside float weights, so x is quantized once and also used as f32), row counts
+// that split into chunks unevenly, decode and prefill widths, more targets than one pass takes.
+TEST_P(CpuBackendTest, MatMulsEqualSeparateMatMuls) {
+  const int cols = 576;
+  const Weight a = MakeWeight(DType::kQ8_0, 203, cols, 11), b = MakeWeight(DType::kF16, 29, cols, 12),
+               c = MakeWeight(DType::kQ8_0, 7, cols, 13), d = MakeWeight(DType::kF32, 41, cols, 14),
+               e = MakeWeight(DType::kBF16, 30, cols, 15), narrow = MakeWeight(DType::kQ8_0, 9, 544, 16);
+  const std::vector<const Weight*> ws = {&a, &b, &c, &d, &e};
+  for (int n : {1, 2, 9, 70}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 17);
+    std::vector<std::vector<float>> together(ws.size()), apart(ws.size());
+    std::vector<Backend::MatMulTarget> targets;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      together[i].assign(static_cast<size_t>(n) * ws[i]->tensor.rows, -1.0f);
+      apart[i].resize(together[i].size());
+      targets.push_back({together[i].data(), &ws[i]->tensor});
+      backend_.MatMul(apart[i].data(), x.data(), ws[i]->tensor, n);
+    }
+    backend_.MatMuls(targets.data(), static_cast<int>(targets.size()), x.data(), n);  // 5 > the 4 per pass
+    for (size_t i = 0; i < ws.size(); ++i) {
+      EXPECT_TRUE(BitEqual(together[i].data(), apart[i].data(), apart[i].size())) << "target " << i;
+    }
+  }
+}
+
 // Q8 activation quantization is the same bits in every kernel set (the reference spells it out).
 TEST_P(CpuBackendTest, QuantizeQ8MatchesReference) {
   const int n = 3, cols = 96;

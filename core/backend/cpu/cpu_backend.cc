@@ -79,25 +79,11 @@ void CpuBackend::Embed(float* out, const Tensor& table, const int32_t* ids, int 
 }
 
 void CpuBackend::MatMul(float* out, const float* x, const Tensor& w, int n) {
-  if (w.dtype == DType::kQ8_0) {
-    MatMulQ8(out, x, w, n);
-    return;
-  }
-  const int64_t rows = w.rows, cols = w.cols;
-  ReserveScratch(kernels_.matmul_float_scratch(n, cols));
-  // Split over weight rows: every thread streams its own rows of the weight once and multiplies
-  // them with all n token rows.
-  const int64_t chunk = RowChunk(rows, n);
-  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int thread) {
-    for (int64_t c = c0; c < c1; ++c) {
-      kernels_.matmul_float(out, rows, x, cols, n, w, c * chunk, std::min(rows, (c + 1) * chunk),
-                            Scratch(thread));
-    }
-  });
+  const MatMulTarget t{out, &w};
+  MatMuls(&t, 1, x, n);
 }
 
-void CpuBackend::MatMulQ8(float* out, const float* x, const Tensor& w, int n) {
-  const int64_t rows = w.rows, cols = w.cols;
+cpu::Q8Rows CpuBackend::QuantizeActivations(const float* x, int n, int64_t cols) {
   const size_t values = static_cast<size_t>(n) * cols;
   if (q8_qs_.size() < values) {
     q8_qs_.resize(values);
@@ -107,11 +93,53 @@ void CpuBackend::MatMulQ8(float* out, const float* x, const Tensor& w, int n) {
   const cpu::Q8Rows q{q8_qs_.data(), q8_d_.data(), cols, q8_abs_.data()};
   pool_.ParallelFor(n, Grain(n, cols, pool_.size()),
                     [&](int64_t i0, int64_t i1, int) { kernels_.quantize_q8(q, x, i0, i1); });
-  ReserveScratch(kernels_.matmul_q8_scratch(n, cols));
-  const int64_t chunk = RowChunk(rows, n);
-  pool_.ParallelFor((rows + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1, int thread) {
-    for (int64_t c = c0; c < c1; ++c)
-      kernels_.matmul_q8(out, rows, q, n, w, c * chunk, std::min(rows, (c + 1) * chunk), Scratch(thread));
+  return q;
+}
+
+void CpuBackend::MatMuls(const MatMulTarget* targets, int count, const float* x, int n) {
+  constexpr int kMaxTargets = 4;
+  if (count > kMaxTargets) {
+    MatMuls(targets, kMaxTargets, x, n);
+    MatMuls(targets + kMaxTargets, count - kMaxTargets, x, n);
+    return;
+  }
+  if (count <= 0) return;
+  const int64_t cols = targets[0].w->cols;
+  bool any_q8 = false;
+  int64_t total_rows = 0;
+  size_t scratch = 0;
+  for (int t = 0; t < count; ++t) {
+    const Tensor& w = *targets[t].w;
+    if (w.cols != cols) {  // not one x: no sharing (the models only group same-width weights)
+      for (int u = 0; u < count; ++u) MatMuls(&targets[u], 1, x, n);
+      return;
+    }
+    const bool q8 = w.dtype == DType::kQ8_0;
+    any_q8 |= q8;
+    total_rows += w.rows;
+    scratch = std::max(scratch, q8 ? kernels_.matmul_q8_scratch(n, cols) : kernels_.matmul_float_scratch(n, cols));
+  }
+  // Q8_0 weights take x quantized once, for all of them.
+  const cpu::Q8Rows q = any_q8 ? QuantizeActivations(x, n, cols) : cpu::Q8Rows{};
+  ReserveScratch(scratch);
+  // Split over weight rows, in chunks sized for all the rows together: every thread streams its
+  // own rows of each weight once and multiplies them with all n token rows. first[t] = the
+  // first chunk of target t.
+  const int64_t chunk = RowChunk(total_rows, n);
+  int64_t first[kMaxTargets + 1] = {0};
+  for (int t = 0; t < count; ++t) first[t + 1] = first[t] + (targets[t].w->rows + chunk - 1) / chunk;
+  pool_.ParallelFor(first[count], 1, [&](int64_t c0, int64_t c1, int thread) {
+    int t = 0;
+    for (int64_t c = c0; c < c1; ++c) {
+      while (c >= first[t + 1]) ++t;
+      const Tensor& w = *targets[t].w;
+      const int64_t r0 = (c - first[t]) * chunk, r1 = std::min(w.rows, r0 + chunk);
+      if (w.dtype == DType::kQ8_0) {
+        kernels_.matmul_q8(targets[t].out, w.rows, q, n, w, r0, r1, Scratch(thread));
+      } else {
+        kernels_.matmul_float(targets[t].out, w.rows, x, cols, n, w, r0, r1, Scratch(thread));
+      }
+    }
   });
 }
 

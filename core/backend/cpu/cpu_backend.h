@@ -30,6 +30,7 @@ class CpuBackend final : public Backend {
 
   void Embed(float* out, const Tensor& table, const int32_t* ids, int n) override;
   void MatMul(float* out, const float* x, const Tensor& w, int n) override;
+  void MatMuls(const MatMulTarget* targets, int count, const float* x, int n) override;
   void AddBias(float* x, const float* bias, int n, int dim) override;
   void Add(float* x, const float* y, int64_t count) override;
   void RmsNorm(float* out, const float* x, const float* w, int n, int dim, float eps) override;
@@ -49,7 +50,8 @@ class CpuBackend final : public Backend {
   // steady state the sizes are already there and nothing is allocated).
   void ReserveScratch(size_t floats);
   cpu::KernelScratch Scratch(int thread) { return {scratch_[thread].data(), scratch_[thread].size()}; }
-  void MatMulQ8(float* out, const float* x, const Tensor& w, int n);
+  // Quantizes x[n, cols] into q8_qs_/q8_d_/q8_abs_ (in parallel) and returns the view.
+  cpu::Q8Rows QuantizeActivations(const float* x, int n, int64_t cols);
   // Rows per ParallelFor chunk for a weight of `rows` rows: a few chunks per thread so that
   // dynamic hand-out evens out threads that fall behind, in whole panels of the kernels' tiles.
   int64_t RowChunk(int64_t rows, int n) const;
