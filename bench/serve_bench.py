@@ -8,11 +8,14 @@ For each concurrency N, N closed-loop streams each send greedy requests (ignore_
 lengths) for --rounds rounds; prints aggregate decode tokens/s, time to first token and
 inter-token latency percentiles. Prefill throughput: one request with a --prefill-tokens prompt
 and one new token, timed to its first token. Batched decode throughput: N streams started together,
-counting only the tokens that arrive while all N are decoding, as a fraction of prefill throughput. Needs Debian's python3-grpcio; the stubs are
-generated from proto/ into a temp dir with protoc and grpc_python_plugin.
+counting only the tokens that arrive while all N are decoding, as a fraction of prefill throughput.
+With --ratio-only, each batched run is followed by a prefill window of comparable length, and
+each adjacent pair gives a ratio (their median is printed). Needs Debian's python3-grpcio; the
+stubs are generated from proto/ into a temp dir with protoc and grpc_python_plugin.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,8 +52,8 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=96, help="new tokens per stream in the decode-only run")
     ap.add_argument("--decode-reps", type=int, default=2, help="decode-only runs per stream count (best is shown)")
     ap.add_argument("--ratio-only", action="store_true",
-                    help="skip the latency table: prefill and batched decode only, prefill re-measured after "
-                         "each batched run (best of all), so both see the same quiet spells of a shared machine")
+                    help="skip the latency table: prefill and batched decode only; after each batched run, a "
+                         "prefill window of comparable length, and the ratio of each adjacent pair (median shown)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"), help="where strata is (for strata bench)")
     a = ap.parse_args()
     import grpc
@@ -113,16 +116,34 @@ def latency_table(a, one):
               f"{ms(pct(itl, 50))} {ms(pct(itl, 90))} {ms(pct(itl, 99))}")
 
 
+def prefill_window(a, one, seconds, salt, firsts):
+    """Consecutive --prefill-tokens prompts (one new token each) for at least `seconds` and at
+    least 2 requests; prompt tokens / summed time to first token."""
+    times = []
+    t0 = time.perf_counter()
+    while len(times) < 2 or time.perf_counter() - t0 < seconds:
+        ttft = []
+        one(a.prefill_tokens, 1, salt + len(times), ttft, [], [])
+        times.extend(ttft)
+        firsts.extend(ttft)
+    return a.prefill_tokens * len(times) / sum(times)
+
+
 def batched_decode(a, one, prefill_rate, firsts):
     # Batched decode alone: N streams start together; count the tokens that arrive while all N are
     # decoding (after the last one's first token, before the first one's last token).
     # The same with strata bench (C++; the Python client's own CPU use matters on a 2-core machine):
-    # N requests started together, N / mean time per output token.
+    # N requests started together, N / median inter-token latency. The median is a decode step's
+    # time; the mean time per output token would also spread over each request the prefill steps
+    # of the others that started with it (~8 s each here), which is not decode speed.
     print(f"{'streams':>7} {'decode tok/s while all decode':>30} {'/ prefill tok/s':>16} "
-          f"{'strata bench: N / TPOT':>23} {'/ prefill tok/s':>16}")
-    # Best of --decode-reps runs, as prefill is the best of 3: the machine is shared and noisy.
+          f"{'strata bench: N / ITL p50':>26} {'/ prefill tok/s':>16}")
+    # The columns: the best of --decode-reps runs against the best prefill of all, which is strict
+    # (prefill gets many more short tries at a quiet spell of this shared machine); --ratio-only
+    # adds the ratio of each batched run to a prefill window run right after it.
     for n in [int(x) for x in a.streams.split(",")]:
         rate = 0.0
+        pairs = []  # --ratio-only: (batched tok/s, prefill tok/s of the window right after)
         for rep in range(a.decode_reps):
             per_stream = [[] for _ in range(n)]
             threads = [threading.Thread(target=one, args=(a.prompt_tokens, a.decode_tokens, 5000 + 100 * rep + k, [],
@@ -134,10 +155,16 @@ def batched_decode(a, one, prefill_rate, firsts):
             inside = sum(1 for st in per_stream for t in st if start < t <= end)
             if end > start:
                 rate = max(rate, inside / (end - start))
-            if a.ratio_only:  # prefill again, right after: the ratio takes the best of each
-                one(a.prefill_tokens, 1, 7 + rep, firsts, [], [])
+            if a.ratio_only and end > start:
+                # Prefill right after, over a window of comparable length (consecutive 512-token
+                # prompts for at least half the batched window): on a shared machine whose speed
+                # drifts, a pair of adjacent windows compares like with like, where one short
+                # prefill against a long decode window would favour whichever caught a quiet spell.
+                window = prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep, firsts)
                 prefill_rate = max(prefill_rate, a.prefill_tokens / min(firsts))
+                pairs.append((inside / (end - start), window))
         cxx = float("nan")
+        cxx_pair = None  # --ratio-only: (strata bench tok/s, prefill tok/s of the window right after)
         strata = os.path.join(a.bin, "strata")
         if os.access(strata, os.X_OK):
             r = subprocess.run([strata, "bench", "--server", a.server, "--concurrency", str(n), "--requests", str(n),
@@ -145,9 +172,21 @@ def batched_decode(a, one, prefill_rate, firsts):
                                 "--json", "-", "--no-progress"], capture_output=True, text=True)
             if r.returncode == 0:
                 import json
-                tpot = json.loads(r.stdout)["tpot_s"]["mean"]
-                cxx = n / tpot if tpot else float("nan")
-        print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:23.1f} {cxx / prefill_rate:16.2f}")
+                itl = json.loads(r.stdout)["itl_s"]["p50"]
+                cxx = n / itl if itl else float("nan")
+                if a.ratio_only and itl:
+                    cxx_pair = (cxx, prefill_window(a, one, 20.0, 200, firsts))
+                    prefill_rate = max(prefill_rate, a.prefill_tokens / min(firsts))
+        print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:26.1f} {cxx / prefill_rate:16.2f}")
+        for i, (b, p) in enumerate(pairs):
+            print(f"  pair {i + 1}: batched {b:.1f} tok/s, prefill window after it {p:.1f} tok/s, ratio {b / p:.2f}")
+        if cxx_pair:
+            print(f"  strata bench: {cxx_pair[0]:.1f} tok/s, prefill window after it {cxx_pair[1]:.1f} tok/s, "
+                  f"ratio {cxx_pair[0] / cxx_pair[1]:.2f}")
+        if pairs:
+            ratios = sorted(b / p for b, p in pairs)
+            print(f"  adjacent pairs: median ratio {statistics.median(ratios):.2f} (of {len(ratios)}; "
+                  f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
     if a.ratio_only:
         print(f"prefill, best of {len(firsts)} (also between the batched runs): {prefill_rate:.1f} tokens/s")
 
