@@ -224,6 +224,8 @@ double PeakRssMiB() {
 
 constexpr int kPrefillGroup = 8;  // --batch: sequences prefilled per step
 
+std::string BaseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
 // The first row's greedy token (the buffer holds up to --batch rows).
 int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
@@ -449,7 +451,7 @@ int Main(int argc, char** argv) {
         continue;
       }
       decode_tps[ti][mi] = f.decode_tps;
-      const std::string name = m.substr(m.find_last_of('/') + 1);
+      const std::string name = BaseName(m);
       const double gbs = f.decode_bytes * f.decode_tps;
       const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
       // "limit": model file + KV cache + 10%, the resident-memory budget. "BW", "peak": the
@@ -473,7 +475,7 @@ int Main(int argc, char** argv) {
                 first[ti].bw / first[0].bw);
     for (size_t mi = 0; mi < models.size(); ++mi) {
       if (decode_tps[0][mi] <= 0 || decode_tps[ti][mi] <= 0) continue;
-      std::printf(" %s %.2fx", models[mi].substr(models[mi].find_last_of('/') + 1).c_str(),
+      std::printf(" %s %.2fx", BaseName(models[mi]).c_str(),
                   decode_tps[ti][mi] / decode_tps[0][mi]);
     }
     std::printf("\n");

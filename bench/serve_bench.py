@@ -91,10 +91,9 @@ def main():
         one(a.prefill_tokens, 1, salt, firsts, [], [])
     best = min(firsts)
     print(f"prefill: {a.prefill_tokens} tokens in {best * 1000:.0f} ms = {a.prefill_tokens / best:.1f} tokens/s")
-    prefill_rate = a.prefill_tokens / best
     if not a.ratio_only:
         latency_table(a, one)
-    batched_decode(a, one, prefill_rate, firsts)
+    batched_decode(a, one, firsts)
 
 
 def latency_table(a, one):
@@ -129,7 +128,7 @@ def prefill_window(a, one, seconds, salt, firsts):
     return a.prefill_tokens * len(times) / sum(times)
 
 
-def batched_decode(a, one, prefill_rate, firsts):
+def batched_decode(a, one, firsts):
     # Batched decode alone: N streams start together; count the tokens that arrive while all N are
     # decoding (after the last one's first token, before the first one's last token).
     # The same with strata bench (C++; the Python client's own CPU use matters on a 2-core machine):
@@ -160,9 +159,8 @@ def batched_decode(a, one, prefill_rate, firsts):
                 # prompts for at least half the batched window): on a shared machine whose speed
                 # drifts, a pair of adjacent windows compares like with like, where one short
                 # prefill against a long decode window would favour whichever caught a quiet spell.
-                window = prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep, firsts)
-                prefill_rate = max(prefill_rate, a.prefill_tokens / min(firsts))
-                pairs.append((inside / (end - start), window))
+                pairs.append((inside / (end - start), prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep,
+                                                                     firsts)))
         cxx = float("nan")
         cxx_pair = None  # --ratio-only: (strata bench tok/s, prefill tok/s of the window right after)
         strata = os.path.join(a.bin, "strata")
@@ -176,7 +174,7 @@ def batched_decode(a, one, prefill_rate, firsts):
                 cxx = n / itl if itl else float("nan")
                 if a.ratio_only and itl:
                     cxx_pair = (cxx, prefill_window(a, one, 20.0, 200, firsts))
-                    prefill_rate = max(prefill_rate, a.prefill_tokens / min(firsts))
+        prefill_rate = a.prefill_tokens / min(firsts)  # the best prefill so far, windows included
         print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:26.1f} {cxx / prefill_rate:16.2f}")
         for i, (b, p) in enumerate(pairs):
             print(f"  pair {i + 1}: batched {b:.1f} tok/s, prefill window after it {p:.1f} tok/s, ratio {b / p:.2f}")
@@ -188,7 +186,8 @@ def batched_decode(a, one, prefill_rate, firsts):
             print(f"  adjacent pairs: median ratio {statistics.median(ratios):.2f} (of {len(ratios)}; "
                   f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
     if a.ratio_only:
-        print(f"prefill, best of {len(firsts)} (also between the batched runs): {prefill_rate:.1f} tokens/s")
+        print(f"prefill, best of {len(firsts)} (also between the batched runs): "
+              f"{a.prefill_tokens / min(firsts):.1f} tokens/s")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ TEST_P(CpuBackendTest, MatMulsEqualSeparateMatMuls) {
   const int cols = 576;
   const Weight a = MakeWeight(DType::kQ8_0, 203, cols, 11), b = MakeWeight(DType::kF16, 29, cols, 12),
                c = MakeWeight(DType::kQ8_0, 7, cols, 13), d = MakeWeight(DType::kF32, 41, cols, 14),
-               e = MakeWeight(DType::kBF16, 30, cols, 15), narrow = MakeWeight(DType::kQ8_0, 9, 544, 16);
+               e = MakeWeight(DType::kBF16, 30, cols, 15);
   const std::vector<const Weight*> ws = {&a, &b, &c, &d, &e};
   for (int n : {1, 2, 9, 70}) {
     SCOPED_TRACE("n " + std::to_string(n));

@@ -159,8 +159,8 @@ void PrefillTile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int
         for (; c < nc; ++c) dst[c] = dwj[c] * dx[c];
       }
     }
-    ChunkLoop<MT, NT, kStep>(acc, xq0 + b0 * kQ8Block, xa0 + b0 * kQ8Block, ldx, wq + (b0 - kb0) * kStep, ldw, dxw, nc,
-                      ones);
+    ChunkLoop<MT, NT, kStep>(acc, xq0 + b0 * kQ8Block, xa0 + b0 * kQ8Block, ldx, wq + (b0 - kb0) * kStep, ldw, dxw,
+                             nc, ones);
   }
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NT; ++j) {
@@ -218,7 +218,8 @@ void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const BlockQ8_0* w
       const bool first = kb0 == 0, last = kb1 == nb;
       if (kPacked) {
         for (int64_t r = p; r < pend; ++r)
-          for (int64_t b = kb0; b < kb1; ++b) std::memcpy(wp + (r - p) * ldw + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
+          for (int64_t b = kb0; b < kb1; ++b)
+            std::memcpy(wp + (r - p) * ldw + (b - kb0) * kQ8Block, wd[r * nb + b].qs, kQ8Block);
       }
       for (int i = 0; i < n; i += kTileTokens) {
         const int mt = std::min(kTileTokens, n - i);
@@ -226,8 +227,8 @@ void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const BlockQ8_0* w
           for (int64_t l = 0; l < pf_per_tile && pf < pf_end; ++l, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
           const int nt = static_cast<int>(std::min<int64_t>(kTileRows, pend - r));
           const int8_t* wq = kPacked ? wp + (r - p) * ldw : reinterpret_cast<const int8_t*>(wd[r * nb].qs);
-          PrefillForTile<kStep>(mt, nt)(out + i * ldo + r, ldo, x, i, wq, ldw, nb, kb0, kb1, dw + (r - p) * nb, state + i * st_ld + (r - p) * 8,
-             st_ld, first, last);
+          PrefillForTile<kStep>(mt, nt)(out + i * ldo + r, ldo, x, i, wq, ldw, nb, kb0, kb1, dw + (r - p) * nb,
+                                        state + i * st_ld + (r - p) * 8, st_ld, first, last);
         }
       }
     }
