@@ -2,7 +2,7 @@
 // machine's own limits measured in the same run.
 //
 //   strata-cpu-bench --model A.gguf [--model B.gguf ...] [--threads 1,2] [--decode 128]
-//                    [--prompt 512] [--reps 3] [--batch N]
+//                    [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0]
 //
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array in huge pages, split over the threads, each reading its part as 1, 2 or 4
@@ -19,6 +19,7 @@
 //   --batch N: N sequences decoding together (one token each per step, every one sampled, as
 //            under the server), tokens/s as a fraction of prefill's: batching makes decode
 //            compute-bound, so this should approach 1.
+//   --q8-groups 0: Q8_0 weights multiplied in the file's layout, not repacked (A/B comparisons).
 // The machine is measured again after each model, and each model is set against the better of
 // the measurements just before and just after it (both printed on its row). Last, decode's
 // scaling across thread counts is printed beside the read bandwidth's own.
@@ -231,9 +232,13 @@ int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
 }
 
+bool g_q8_groups = true;  // --q8-groups 0: Q8_0 weights multiplied in the file's layout (A/B)
+
 bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int n_batch, int reps,
               ModelFigures* f) {
-  CpuBackend backend(CpuBackendOptions{threads});
+  CpuBackendOptions bo{threads};
+  bo.q8_groups = g_q8_groups;
+  CpuBackend backend(bo);
   ModelOptions mo;
   mo.max_batch_tokens = std::max({n_prompt, 16, n_batch, 64 * std::min(n_batch, kPrefillGroup)});
   mo.max_logit_rows = std::max(1, n_batch);
@@ -403,10 +408,12 @@ int Main(int argc, char** argv) {
       n_batch = std::max(0, std::atoi(v));
     else if (a == "--reps")
       reps = std::max(1, std::atoi(v));
+    else if (a == "--q8-groups")
+      g_q8_groups = std::string(v) != "0";
     else {
       std::fprintf(stderr,
                    "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
-                   "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3]\n",
+                   "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0]\n",
                    a.c_str());
       return 2;
     }

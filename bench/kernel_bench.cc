@@ -1,12 +1,13 @@
 // strata-kernel-bench: one CpuBackend::MatMul shape in a loop, for tuning the kernels.
 //
 //   strata-kernel-bench [--dtype f32|f16|bf16|q8_0] [--rows 5632] [--cols 2048] [--n 1]
-//                       [--threads 2] [--reps 20] [--isa auto|portable|avx2] [--hot 1]
+//                       [--threads 2] [--reps 20] [--isa auto|portable|avx2] [--hot 1] [--prepare 0]
 //
 // Prints weight GB/s (weight bytes / time: the figure that matters for decode) and GFLOP/s
 // (2·n·rows·cols / time: the figure that matters for prefill). Several weight copies are
 // cycled through so that, like a real model, the weight never sits in cache. With one thread the
 // time is the process's CPU time, which stays meaningful on a busy machine.
+// --prepare 0 multiplies the weight as stored in the file (Q8_0 in GGUF rows, not repacked).
 #include <time.h>
 
 #include <algorithm>
@@ -40,6 +41,7 @@ int Main(int argc, char** argv) {
   int64_t rows = 5632, cols = 2048;
   int n = 1, threads = 2, reps = 20;
   bool hot = false;  // one weight copy, so it stays in cache: measures the kernel's arithmetic
+  bool prepare = true;  // false: the weight as in the file (Q8_0 not repacked), to compare layouts
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--dtype")
@@ -58,6 +60,8 @@ int Main(int argc, char** argv) {
       isa = v;
     else if (a == "--hot")
       hot = v == "1";
+    else if (a == "--prepare")
+      prepare = v == "1";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -88,9 +92,17 @@ int Main(int argc, char** argv) {
   float* x = (*xbuf)->f32();
   float* out = (*obuf)->f32();
   for (int64_t i = 0; i < n * cols; ++i) x[i] = d(rng);
+  // As the engine loads them: prepared by the backend (Q8_0 repacked for the AVX2 kernels).
+  std::vector<Tensor> prepared;
+  for (auto& w : ws) {
+    const Tensor host{t, rows, cols, w.data()};
+    auto p = prepare ? backend.PrepareWeight(host) : host;
+    if (!p.ok()) return 1;
+    prepared.push_back(*p);
+  }
   double best = 1e30, best_cpu = 1e30;
   for (int r = 0; r < reps; ++r) {
-    const Tensor w{t, rows, cols, ws[r % copies].data()};
+    const Tensor& w = prepared[r % copies];
     const double t0 = Now(), c0 = CpuNow();
     backend.MatMul(out, x, w, n);
     best = std::min(best, Now() - t0);

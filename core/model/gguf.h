@@ -84,6 +84,9 @@ class GgufFile {
   const std::string& name() const { return name_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // start of the data section in the file
+  // Whether the data is a read-only mapping of the file (Open), whose pages may be dropped and
+  // read again; a Parse()d buffer belongs to the caller.
+  bool mapped() const { return file_ != nullptr; }
 
   const std::vector<std::pair<std::string, Value>>& metadata() const { return metadata_; }  // file order
   const Value* Find(absl::string_view key) const;  // nullptr if absent

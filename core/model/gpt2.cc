@@ -44,8 +44,8 @@ class Gpt2 final : public Model {
     const ShardSpec& s = shard_;
     const int64_t d = c.n_embd, h = s.n_heads * c.head_dim, h_off = s.head_offset * c.head_dim;
     if (s.has_embedding) {
-      STRATA_ASSIGN_OR_RETURN(tok_embd_, loader_.Matrix("token_embd.weight", c.n_vocab, d));
-      STRATA_ASSIGN_OR_RETURN(pos_embd_, loader_.Matrix("position_embd.weight", c.n_ctx, d));
+      STRATA_ASSIGN_OR_RETURN(tok_embd_, loader_.Table("token_embd.weight", c.n_vocab, d));
+      STRATA_ASSIGN_OR_RETURN(pos_embd_, loader_.Table("position_embd.weight", c.n_ctx, d));
     }
     if (s.has_output) {
       STRATA_ASSIGN_OR_RETURN(output_norm_w_, loader_.Vector("output_norm.weight", d));

@@ -44,7 +44,7 @@ class Llama final : public Model {
     const int64_t q = s.n_heads * hd, q_off = s.head_offset * hd;
     const int64_t kv = s.n_kv_heads * hd, kv_off = s.kv_head_offset * hd;
     if (s.has_embedding) {
-      STRATA_ASSIGN_OR_RETURN(tok_embd_, loader_.Matrix("token_embd.weight", c.n_vocab, d));
+      STRATA_ASSIGN_OR_RETURN(tok_embd_, loader_.Table("token_embd.weight", c.n_vocab, d));
     }
     if (s.has_output) {
       STRATA_ASSIGN_OR_RETURN(output_norm_, loader_.Vector("output_norm.weight", d));

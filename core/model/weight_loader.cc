@@ -25,22 +25,29 @@ void ReleasePages(const void* p, size_t n) {
 
 bool WeightLoader::Has(const std::string& name) const { return file_.FindTensor(name) != nullptr; }
 
-absl::StatusOr<Tensor> WeightLoader::Matrix(const std::string& name, int64_t rows, int64_t cols) {
+absl::StatusOr<Tensor> WeightLoader::Table(const std::string& name, int64_t rows, int64_t cols) {
   STRATA_ASSIGN_OR_RETURN(const gguf::TensorInfo* info, file_.GetTensor(name, {cols, rows}));
-  return backend_->PrepareWeight(info->AsTensor());
+  return backend_->PrepareTable(info->AsTensor());
+}
+
+absl::StatusOr<Tensor> WeightLoader::PrepareMapped(const Tensor& mapped) {
+  STRATA_ASSIGN_OR_RETURN(Tensor prepared, backend_->PrepareWeight(mapped));
+  // The backend made its own copy (a repacked or device one): the file's pages are not read again.
+  if (prepared.data != mapped.data && file_.mapped()) ReleasePages(mapped.data, static_cast<size_t>(mapped.nbytes()));
+  return prepared;
 }
 
 absl::StatusOr<Tensor> WeightLoader::RowShard(const std::string& name, int64_t rows, int64_t cols, int64_t offset,
                                               int64_t n) {
   STRATA_ASSIGN_OR_RETURN(const gguf::TensorInfo* info, file_.GetTensor(name, {cols, rows}));
-  return backend_->PrepareWeight(info->AsTensor().RowSlice(offset, n));
+  return PrepareMapped(info->AsTensor().RowSlice(offset, n));
 }
 
 absl::StatusOr<Tensor> WeightLoader::ColumnShard(const std::string& name, int64_t rows, int64_t cols, int64_t offset,
                                                  int64_t n) {
   STRATA_ASSIGN_OR_RETURN(const gguf::TensorInfo* info, file_.GetTensor(name, {cols, rows}));
   const Tensor full = info->AsTensor();
-  if (offset == 0 && n == cols) return backend_->PrepareWeight(full);
+  if (offset == 0 && n == cols) return PrepareMapped(full);
   const int64_t block = DTypeBlockSize(full.dtype);
   if (offset % block != 0 || n % block != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -54,8 +61,10 @@ absl::StatusOr<Tensor> WeightLoader::ColumnShard(const std::string& name, int64_
   for (int64_t r = 0; r < rows; ++r) {
     std::memcpy(dst + r * slice_bytes, static_cast<const uint8_t*>(full.row(r)) + skip, slice_bytes);
   }
-  ReleasePages(full.data, static_cast<size_t>(full.nbytes()));
-  return backend_->PrepareWeight(Tensor{full.dtype, rows, n, dst});
+  if (file_.mapped()) ReleasePages(full.data, static_cast<size_t>(full.nbytes()));
+  STRATA_ASSIGN_OR_RETURN(Tensor prepared, backend_->PrepareWeight(Tensor{full.dtype, rows, n, dst}));
+  if (prepared.data != dst) columns_.pop_back();  // the backend keeps its own copy
+  return prepared;
 }
 
 absl::StatusOr<const float*> WeightLoader::Vector(const std::string& name, int64_t total, int64_t offset,

@@ -9,11 +9,19 @@
 
 namespace strata {
 
+// How a tensor's values are arranged in memory.
+enum class Layout : uint8_t {
+  kRows,         // row r at data + r * row_bytes() (GGUF's own layout; every view starts so)
+  kQ8_0Groups8,  // Q8_0 rows interleaved in groups of 8, made by the CPU backend for its AVX2
+                 // kernels (core/backend/cpu/q8_groups.h); only that backend's MatMul reads it
+};
+
 struct Tensor {
   DType dtype = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;  // host or device memory, depending on the backend that owns it
+  Layout layout = Layout::kRows;  // row(), RowSlice() and row_bytes() describe kRows only
 
   int64_t row_bytes() const { return RowBytes(dtype, cols); }
   int64_t nbytes() const { return rows * row_bytes(); }

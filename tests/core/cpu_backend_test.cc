@@ -156,6 +156,85 @@ TEST_P(CpuBackendTest, MatMulQ8) {
   }
 }
 
+// Q8_0 weights as the engine loads them: PrepareWeight repacks them into groups of 8 rows where
+// the kernels take that layout (AVX2), the last group padded (rows 3, 13, 67, 203); odd block
+// counts (cols 32, 96) take the padded last block. Checked: the documented canonical order bit
+// for bit on every row (a scalar loop: fma(float(Σ q_x·q_w), d_w·d_x, acc) per block),
+// the MatMulQ8 bound against the reference on every row, the same bits for any n and thread count,
+// and the same bits from the kernel for row ranges that cut groups.
+TEST_P(CpuBackendTest, MatMulQ8Prepared) {
+  CpuBackend one_thread(CpuBackendOptions{1, std::get<1>(GetParam())});
+  const cpu::Kernels& k = cpu::GetKernels(std::get<1>(GetParam()));
+  for (int cols : {32, 96, 576, 6400}) {
+    for (int rows : {3, 8, 13, 67, 203}) {
+      const Weight w = MakeWeight(DType::kQ8_0, rows, cols, 21 + cols + rows);
+      absl::StatusOr<Tensor> prepared = backend_.PrepareWeight(w.tensor);
+      ASSERT_TRUE(prepared.ok()) << prepared.status();
+      ASSERT_EQ(prepared->layout, k.q8_groups ? Layout::kQ8_0Groups8 : Layout::kRows);
+      const int64_t nb = cols / kQ8Block;
+      for (int n : {1, 2, 3, 5, 17, 64}) {
+        SCOPED_TRACE("cols " + std::to_string(cols) + " rows " + std::to_string(rows) + " n " + std::to_string(n));
+        const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 22 + n, 3.0f);
+        std::vector<float> got(n * rows), got1(n * rows), want(n * rows), solo(rows);
+        backend_.MatMul(got.data(), x.data(), *prepared, n);
+        one_thread.MatMul(got1.data(), x.data(), *prepared, n);
+        ASSERT_TRUE(BitEqual(got.data(), got1.data(), got.size())) << "thread count changed the result";
+        const ref::Q8Act xq = ref::QuantizeQ8Act(x.data(), n, cols);
+        ref::MatMulQ8Act(want.data(), xq, w.tensor, n);
+        for (int i = 0; i < n; ++i) {
+          backend_.MatMul(solo.data(), x.data() + static_cast<size_t>(i) * cols, *prepared, 1);
+          ASSERT_TRUE(BitEqual(solo.data(), got.data() + static_cast<size_t>(i) * rows, rows)) << "token row " << i;
+          for (int r = 0; r < rows; ++r) {
+            const auto* wb = static_cast<const BlockQ8_0*>(w.tensor.row(r));
+            float acc = 0.0f;
+            double scaled = 0;
+            for (int64_t b = 0; b < nb; ++b) {
+              int32_t s = 0;
+              int64_t sabs = 0;
+              for (int q = 0; q < kQ8Block; ++q) {
+                const int32_t p = int32_t(xq.qs[(i * nb + b) * kQ8Block + q]) * wb[b].qs[q];
+                s += p;
+                sabs += std::abs(p);
+              }
+              const float dd = F16ToF32(wb[b].d) * xq.d[i * nb + b];
+              acc = std::fma(static_cast<float>(s), dd, acc);
+              scaled += std::fabs(double(dd)) * double(sabs);
+            }
+            const size_t at = static_cast<size_t>(i) * rows + r;
+            if (k.q8_groups) {
+              ASSERT_EQ(got[at], acc) << "row " << r << " left the canonical order";
+            }
+            ASSERT_NEAR(got[at], want[at], 2 * (nb + 5) * 0x1p-24 * scaled + 1e-30) << "at " << at;
+          }
+        }
+        // The kernel on row ranges that start and end inside groups.
+        std::vector<int8_t> qs(static_cast<size_t>(n) * cols);
+        std::vector<float> d(static_cast<size_t>(n) * nb);
+        std::vector<uint8_t> abs(qs.size());
+        const cpu::Q8Rows q8{qs.data(), d.data(), cols, abs.data()};
+        k.quantize_q8(q8, x.data(), 0, n);
+        std::vector<float> scratch(k.matmul_q8_scratch(n, cols) + 8);
+        for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
+          if (range.first >= range.second) continue;
+          std::vector<float> part(n * rows, -7.0f);
+          k.matmul_q8(part.data(), rows, q8, n, *prepared, range.first, range.second,
+                      cpu::KernelScratch{scratch.data(), scratch.size()});
+          for (int i = 0; i < n; ++i) {
+            for (int r = 0; r < rows; ++r) {
+              const size_t at = static_cast<size_t>(i) * rows + r;
+              if (r < range.first || r >= range.second) {
+                ASSERT_EQ(part[at], -7.0f) << "row " << r << " outside [" << range.first << ", " << range.second << ")";
+              } else {
+                ASSERT_EQ(part[at], got[at]) << "row " << r << " of [" << range.first << ", " << range.second << ")";
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The engine's batch invariance: a token row gives bit-identical outputs alone (n = 1), in a
 // small batch and in a large one, at any position, for every dtype and any thread count.
 TEST_P(CpuBackendTest, MatMulBatchInvariant) {

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/backend/cpu/q8_groups.h"
+#include "core/util/status.h"
 
 namespace strata {
 namespace {
@@ -43,7 +45,10 @@ int64_t Grain(int64_t items, int64_t work_per_item, int threads) {
 }  // namespace
 
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
-    : kernels_(cpu::GetKernels(options.isa)), pool_(options.n_threads), scratch_(pool_.size()) {}
+    : kernels_(cpu::GetKernels(options.isa)),
+      q8_groups_(kernels_.q8_groups && options.q8_groups),
+      pool_(options.n_threads),
+      scratch_(pool_.size()) {}
 
 absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -58,6 +63,17 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
   return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, 0));
 }
 
+absl::StatusOr<Tensor> CpuBackend::PrepareWeight(const Tensor& host) {
+  if (!q8_groups_ || host.dtype != DType::kQ8_0 || host.layout != Layout::kRows) return host;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, Allocate(cpu::Q8GroupsBytes(host.rows, host.cols)));
+  const int64_t groups = cpu::Q8Groups(host.rows);
+  void* dst = buf->data();
+  pool_.ParallelFor(groups, Grain(groups, cpu::Q8GroupBytes(host.cols), pool_.size()),
+                    [&](int64_t g0, int64_t g1, int) { cpu::RepackQ8Groups(host, g0, g1, dst); });
+  weights_.push_back(std::move(buf));
+  return Tensor{DType::kQ8_0, host.rows, host.cols, dst, Layout::kQ8_0Groups8};
+}
+
 void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 void CpuBackend::CopyFromHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
@@ -68,7 +84,7 @@ void CpuBackend::ReserveScratch(size_t floats) {
 }
 
 int64_t CpuBackend::RowChunk(int64_t rows, int n) const {
-  constexpr int64_t kPanel = 12;  // a multiple of every kernel's row tile
+  constexpr int64_t kPanel = 24;  // a multiple of every kernel's row tile and of the Q8_0 row group
   const int64_t chunks = static_cast<int64_t>(pool_.size()) * (n < 8 ? 8 : 4);
   const int64_t chunk = (rows + chunks - 1) / chunks;
   return std::max(kPanel, (chunk + kPanel - 1) / kPanel * kPanel);

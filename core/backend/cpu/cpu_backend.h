@@ -13,6 +13,7 @@ namespace strata {
 struct CpuBackendOptions {
   int n_threads = 1;
   cpu::Isa isa = cpu::Isa::kAuto;  // kernels: the best the CPU has, unless a test asks for another
+  bool q8_groups = true;  // repack Q8_0 weights where the kernels take groups (false: A/B benches)
 };
 
 class CpuBackend final : public Backend {
@@ -24,7 +25,10 @@ class CpuBackend final : public Backend {
   cpu::Isa isa() const { return kernels_.isa; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
-  absl::StatusOr<Tensor> PrepareWeight(const Tensor& host) override { return host; }
+  // Q8_0 weights are repacked into groups of 8 rows when the kernels take them (AVX2); the copy
+  // is owned by the backend. Everything else is returned as is.
+  absl::StatusOr<Tensor> PrepareWeight(const Tensor& host) override;
+  absl::StatusOr<Tensor> PrepareTable(const Tensor& host) override { return host; }
   void CopyToHost(void* dst, const void* src, size_t bytes) override;
   void CopyFromHost(void* dst, const void* src, size_t bytes) override;
 
@@ -57,11 +61,13 @@ class CpuBackend final : public Backend {
   int64_t RowChunk(int64_t rows, int n) const;
 
   const cpu::Kernels& kernels_;
+  const bool q8_groups_;  // PrepareWeight repacks Q8_0 (kernels_.q8_groups and the option)
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;  // [thread] kernel scratch
   std::vector<int8_t> q8_qs_;                // quantized activations of the current MatMul
   std::vector<float> q8_d_;
   std::vector<uint8_t> q8_abs_;
+  std::vector<std::unique_ptr<Buffer>> weights_;  // repacked weights
 };
 
 }  // namespace strata

@@ -52,6 +52,7 @@ const Kernels& Avx2Kernels() {
   static const Kernels k = [] {
     Kernels t;
     t.isa = Isa::kAvx2;
+    t.q8_groups = true;
     avx2::InitQ8Tables();
     t.matmul_float_scratch = avx2::MatMulFloatScratch;
     t.matmul_float = avx2::MatMulFloat;

@@ -46,6 +46,9 @@ struct KernelScratch {
 
 struct Kernels {
   Isa isa = Isa::kPortable;
+  // matmul_q8 also takes Q8_0 weights repacked into groups of 8 rows (q8_groups.h), and is faster
+  // on them: the backend repacks its Q8_0 weights when it prepares them.
+  bool q8_groups = false;
 
   // Floats of scratch MatMulFloat needs for n token rows of a weight with `cols` columns.
   size_t (*matmul_float_scratch)(int n, int64_t cols);
@@ -59,7 +62,8 @@ struct Kernels {
   void (*quantize_q8)(Q8Rows q, const float* x, int64_t i0, int64_t i1);
   // Floats of scratch MatMulQ8 needs for n token rows of a Q8_0 weight with `cols` columns.
   size_t (*matmul_q8_scratch)(int n, int64_t cols);
-  // out[i * ldo + r] = Σ_b (d_w[r,b] · d_x[i,b]) · Σ_k q_x[i,b,k] · q_w[r,b,k] for w Q8_0.
+  // out[i * ldo + r] = Σ_b (d_w[r,b] · d_x[i,b]) · Σ_k q_x[i,b,k] · q_w[r,b,k] for w Q8_0, in
+  // Layout::kRows or, where q8_groups is set, in Layout::kQ8_0Groups8.
   void (*matmul_q8)(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
                     KernelScratch scratch);
 

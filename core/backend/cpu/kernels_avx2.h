@@ -16,6 +16,9 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1);
 size_t MatMulQ8Scratch(int n, int64_t cols);
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
               KernelScratch scratch);
+// MatMulQ8 for a weight in Layout::kQ8_0Groups8 (q8_groups.h).
+void MatMulQ8Groups(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
+                    KernelScratch scratch);
 void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
             const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch);
 void SwiGlu(float* out, const float* gate, const float* up, int64_t count);

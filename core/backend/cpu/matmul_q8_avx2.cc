@@ -285,6 +285,10 @@ size_t MatMulQ8Scratch(int n, int64_t cols) {
 
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
               KernelScratch scratch) {
+  if (w.layout == Layout::kQ8_0Groups8) {
+    MatMulQ8Groups(out, ldo, x, n, w, r0, r1, scratch);
+    return;
+  }
   const int64_t nb = w.cols / kQ8Block;
   const auto* wd = static_cast<const BlockQ8_0*>(w.data);
   if (n <= 2) {
