@@ -232,12 +232,8 @@ int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
 }
 
-bool g_q8_groups = true;  // --q8-groups 0: Q8_0 weights multiplied in the file's layout (A/B)
-
-bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, int n_batch, int reps,
-              ModelFigures* f) {
-  CpuBackendOptions bo{threads};
-  bo.q8_groups = g_q8_groups;
+bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
+              int reps, ModelFigures* f) {
   CpuBackend backend(bo);
   ModelOptions mo;
   mo.max_batch_tokens = std::max({n_prompt, 16, n_batch, 64 * std::min(n_batch, kPrefillGroup)});
@@ -355,15 +351,15 @@ bool RunModel(const std::string& path, int threads, int n_decode, int n_prompt, 
 }
 
 // Runs RunModel in a child process so that VmHWM is this model's alone.
-bool RunModelIsolated(const std::string& path, int threads, int n_decode, int n_prompt, int n_batch, int reps,
-                      ModelFigures* f) {
+bool RunModelIsolated(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
+                      int reps, ModelFigures* f) {
   int fd[2];
   if (pipe(fd) != 0) return false;
   const pid_t pid = fork();
   if (pid == 0) {
     close(fd[0]);
     ModelFigures mine;
-    const bool ok = RunModel(path, threads, n_decode, n_prompt, n_batch, reps, &mine);
+    const bool ok = RunModel(path, bo, n_decode, n_prompt, n_batch, reps, &mine);
     if (ok && write(fd[1], &mine, sizeof(mine)) != sizeof(mine)) _exit(1);
     _exit(ok ? 0 : 1);
   }
@@ -389,6 +385,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> models;
   std::vector<int> threads = {1, 2};
   int n_decode = 128, n_prompt = 512, reps = 3, n_batch = 0;
+  bool q8_groups = true;  // --q8-groups 0: Q8_0 weights multiplied in the file's layout (A/B)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -409,7 +406,7 @@ int Main(int argc, char** argv) {
     else if (a == "--reps")
       reps = std::max(1, std::atoi(v));
     else if (a == "--q8-groups")
-      g_q8_groups = std::string(v) != "0";
+      q8_groups = std::string(v) != "0";
     else {
       std::fprintf(stderr,
                    "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
@@ -449,7 +446,9 @@ int Main(int argc, char** argv) {
     for (size_t mi = 0; mi < models.size(); ++mi) {
       const std::string& m = models[mi];
       ModelFigures f;
-      const bool ok = RunModelIsolated(m, t, n_decode, n_prompt, n_batch, reps, &f);
+      CpuBackendOptions bo{t};
+      bo.q8_groups = q8_groups;
+      const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, &f);
       const Machine after = measure(t);
       const Machine ref{std::max(before.bw, after.bw), std::max(before.peak, after.peak)};
       before = after;

@@ -213,7 +213,7 @@ TEST_P(CpuBackendTest, MatMulQ8Prepared) {
         std::vector<uint8_t> abs(qs.size());
         const cpu::Q8Rows q8{qs.data(), d.data(), cols, abs.data()};
         k.quantize_q8(q8, x.data(), 0, n);
-        std::vector<float> scratch(k.matmul_q8_scratch(n, cols) + 8);
+        std::vector<float> scratch(k.matmul_q8_scratch(n, *prepared) + 8);
         for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
           if (range.first >= range.second) continue;
           std::vector<float> part(n * rows, -7.0f);

@@ -133,7 +133,7 @@ void CpuBackend::MatMuls(const MatMulTarget* targets, int count, const float* x,
     const bool q8 = w.dtype == DType::kQ8_0;
     any_q8 |= q8;
     total_rows += w.rows;
-    scratch = std::max(scratch, q8 ? kernels_.matmul_q8_scratch(n, cols) : kernels_.matmul_float_scratch(n, cols));
+    scratch = std::max(scratch, q8 ? kernels_.matmul_q8_scratch(n, w) : kernels_.matmul_float_scratch(n, cols));
   }
   // Q8_0 weights take x quantized once, for all of them.
   const cpu::Q8Rows q = any_q8 ? QuantizeActivations(x, n, cols) : cpu::Q8Rows{};

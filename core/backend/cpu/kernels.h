@@ -60,8 +60,8 @@ struct Kernels {
   // Quantizes rows [i0, i1) of x[n, q.cols] (row stride q.cols) into q: per block of 32,
   // d = max|x| / 127 and q = round-half-even(x * (1 / d)) (q = 0 when d = 0); q.abs gets |q|.
   void (*quantize_q8)(Q8Rows q, const float* x, int64_t i0, int64_t i1);
-  // Floats of scratch MatMulQ8 needs for n token rows of a Q8_0 weight with `cols` columns.
-  size_t (*matmul_q8_scratch)(int n, int64_t cols);
+  // Floats of scratch MatMulQ8 needs for n token rows of the Q8_0 weight w (none in groups).
+  size_t (*matmul_q8_scratch)(int n, const Tensor& w);
   // out[i * ldo + r] = Σ_b (d_w[r,b] · d_x[i,b]) · Σ_k q_x[i,b,k] · q_w[r,b,k] for w Q8_0, in
   // Layout::kRows or, where q8_groups is set, in Layout::kQ8_0Groups8.
   void (*matmul_q8)(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,

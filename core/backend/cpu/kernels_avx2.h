@@ -13,7 +13,7 @@ void MatMulFloat(float* out, int64_t ldo, const float* x, int64_t ldx, int n, co
                  int64_t r1, KernelScratch scratch);
 void InitQ8Tables();  // once, before MatMulQ8 runs
 void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1);
-size_t MatMulQ8Scratch(int n, int64_t cols);
+size_t MatMulQ8Scratch(int n, const Tensor& w);
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
               KernelScratch scratch);
 // MatMulQ8 for a weight in Layout::kQ8_0Groups8 (q8_groups.h).

@@ -57,7 +57,7 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
   }
 }
 
-size_t MatMulQ8Scratch(int n, int64_t cols) { return 0; }
+size_t MatMulQ8Scratch(int n, const Tensor& w) { return 0; }
 
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
               KernelScratch) {

@@ -276,8 +276,9 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1) {
   }
 }
 
-size_t MatMulQ8Scratch(int n, int64_t cols) {
-  const int64_t nb = cols / kQ8Block;
+size_t MatMulQ8Scratch(int n, const Tensor& w) {
+  if (w.layout == Layout::kQ8_0Groups8) return 0;  // read in place, no panels to pack
+  const int64_t nb = w.cols / kQ8Block;
   const PanelShape ps = PanelFor(nb);
   return 8 + static_cast<size_t>(ps.rows * ps.kblocks * kQ8Block / sizeof(float) + ps.rows * nb) +
          static_cast<size_t>(std::max(n, 1)) * ps.rows * 8;

@@ -118,8 +118,9 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0
 // Decode (n <= 2): whole groups [g0, g1) as two far-apart streams, one group of each per tile
 // (two streams read faster than one here, as in the row layout), then a last odd group alone.
 template <int MT>
-void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t nb, int64_t g0, int64_t g1) {
-  const int64_t gbytes = Q8GroupBytes(nb * kQ8Block), q = (g1 - g0) / 2;
+void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t nb, int64_t gbytes, int64_t g0,
+            int64_t g1) {
+  const int64_t q = (g1 - g0) / 2;
   for (int64_t t = 0; t < q; ++t) {
     const int64_t g = g0 + t;
     Tile<MT, 2, true, 8>(out + g * kQ8GroupRows, ldo, x, 0, w + g * gbytes, q * gbytes, nb, q * kQ8GroupRows);
@@ -130,8 +131,8 @@ void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t n
 // Prefill (n >= 3): panels of whole groups; each token passes over the panel in tiles of 3 groups
 // (1 token × 3 groups: 3 loads and 2 broadcasts per 3·32 multiply-adds, and no spills; 2 tokens ×
 // 2 groups spilled and measured slower).
-void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int8_t* w, int64_t nb, int64_t g0, int64_t g1) {
-  const int64_t gbytes = Q8GroupBytes(nb * kQ8Block);
+void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int8_t* w, int64_t nb, int64_t gbytes,
+             int64_t g0, int64_t g1) {
   const int64_t panel = std::max<int64_t>(3, kPanelBytes / gbytes);
   for (int64_t p = g0; p < g1; p += panel) {
     const int64_t pend = std::min(g1, p + panel);
@@ -168,11 +169,11 @@ void MatMulQ8Groups(float* out, int64_t ldo, const Q8Rows& x, int n, const Tenso
   if (g1 > g0 && r1 % kQ8GroupRows != 0) partial(--g1);
   if (g1 <= g0) return;
   if (n == 1) {
-    Decode<1>(out, ldo, x, base, nb, g0, g1);
+    Decode<1>(out, ldo, x, base, nb, gbytes, g0, g1);
   } else if (n == 2) {
-    Decode<2>(out, ldo, x, base, nb, g0, g1);
+    Decode<2>(out, ldo, x, base, nb, gbytes, g0, g1);
   } else {
-    Prefill(out, ldo, x, n, base, nb, g0, g1);
+    Prefill(out, ldo, x, n, base, nb, gbytes, g0, g1);
   }
 }
 
