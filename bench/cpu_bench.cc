@@ -20,10 +20,12 @@
 //            under the server), tokens/s as a fraction of prefill's: batching makes decode
 //            compute-bound, so this should approach 1.
 //   --q8-groups 0: Q8_0 weights multiplied in the file's layout, not repacked (A/B comparisons).
-// The machine is measured again after each model, and each model is set against the better of
-// the measurements just before and just after it (both printed on its row). Last, decode's
-// scaling across thread counts is printed beside the read bandwidth's own.
-// Each figure is the best of `--reps` runs. Not a test: nothing is asserted.
+// The machine is measured again before and after each rep's decode and prefill (by the parent,
+// while the child waits), and each rep is set against the better of the measurements just before
+// and just after it: a row's "of BW" and "of pk" are the median of its reps' fractions (each rep's
+// is printed below the row); its tokens/s, GB/s and GFLOP/s are the best rep's. Last, decode's
+// scaling across thread counts is printed beside the read bandwidth's own. Not a test: nothing
+// is asserted.
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,11 +33,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -203,8 +207,21 @@ double PeakFlops(int threads, int reps) {
 
 // ---- one model ----
 
+// The machine's limits, as measured at one moment.
+struct Machine {
+  double bw = 0, peak = 0;
+};
+
+constexpr int kMaxReps = 16;
+
 struct ModelFigures {
-  double decode_tps = 0, prefill_tps = 0;
+  double decode_tps = 0, prefill_tps = 0;  // the best rep's
+  // Each rep against the machine measured just before and just after it (the better of the two):
+  // decode's read bytes/s as a fraction of the read bandwidth, prefill's useful FLOP/s as a
+  // fraction of the FMA peak. `reps_run` of them.
+  int reps_run = 0;
+  double decode_of_bw[kMaxReps] = {}, prefill_of_peak[kMaxReps] = {};
+  Machine best_around;  // the best bandwidth and peak measured around this model's reps
   double batch_tps = 0, batch_one_row_tps = 0;  // --batch N: N sequences decoding together
   double decode_bytes = 0;   // weight bytes read per decode token
   double prefill_flops = 0;  // useful flops of one prefill step
@@ -232,8 +249,16 @@ int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// `measure` has the machine measured now (by the parent process, so that its 1 GiB array does not
+// count in this process's peak resident memory).
 bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
-              int reps, ModelFigures* f) {
+              int reps, const std::function<Machine()>& measure, ModelFigures* f) {
   CpuBackend backend(bo);
   ModelOptions mo;
   mo.max_batch_tokens = std::max({n_prompt, 16, n_batch, 64 * std::min(n_batch, kPrefillGroup)});
@@ -285,6 +310,12 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
   std::vector<float> logits(static_cast<size_t>(c.n_vocab) * std::max(1, n_batch));
   Batch batch;
 
+  auto note = [f](const Machine& m) {
+    f->best_around.bw = std::max(f->best_around.bw, m.bw);
+    f->best_around.peak = std::max(f->best_around.peak, m.peak);
+  };
+  Machine before = measure();
+  note(before);
   for (int r = 0; r < reps; ++r) {
     // Decode: an 8-token prompt, then greedy single-token steps.
     std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 432, 17204, 975};
@@ -300,7 +331,10 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
       if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
       tok = Argmax(logits, c.n_vocab);
     }
-    f->decode_tps = std::max(f->decode_tps, n_decode / (Now() - t0));
+    const double decode_tps = n_decode / (Now() - t0);
+    f->decode_tps = std::max(f->decode_tps, decode_tps);
+    const Machine mid = measure();
+    note(mid);
 
     // Prefill: one step of n_prompt tokens of a fresh sequence.
     std::vector<int32_t> ids(n_prompt);
@@ -309,7 +343,17 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
     batch.AddSequence(ids.data(), n_prompt, 0, blocks_b, block, true);
     const double t1 = Now();
     if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
-    f->prefill_tps = std::max(f->prefill_tps, n_prompt / (Now() - t1));
+    const double prefill_tps = n_prompt / (Now() - t1);
+    f->prefill_tps = std::max(f->prefill_tps, prefill_tps);
+    const Machine after = measure();
+    note(after);
+    if (r < kMaxReps) {
+      f->decode_of_bw[r] = f->decode_bytes * decode_tps / std::max(before.bw, mid.bw);
+      const double peak = std::max(mid.peak, after.peak);
+      f->prefill_of_peak[r] = peak > 0 ? f->prefill_flops * prefill_tps / n_prompt / peak : 0;
+      f->reps_run = r + 1;
+    }
+    before = after;
 
     // Batched decode: n_batch sequences with 64-token prompts (prefilled 8 at a time, so no step
     // is wider than a 512-token prefill and the buffers stay as large as for one), then
@@ -350,22 +394,69 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
   return true;
 }
 
-// Runs RunModel in a child process so that VmHWM is this model's alone.
+bool ReadAll(int fd, void* p, size_t n) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = read(fd, static_cast<char*>(p) + done, n - done);
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool WriteAll(int fd, const void* p, size_t n) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = write(fd, static_cast<const char*>(p) + done, n - done);
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Runs RunModel in a child process so that VmHWM is this model's alone. The child asks this
+// process to measure the machine between its reps ('m' on the pipe, answered with a Machine),
+// then sends 'r' and its figures.
 bool RunModelIsolated(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
-                      int reps, ModelFigures* f) {
-  int fd[2];
-  if (pipe(fd) != 0) return false;
+                      int reps, const std::function<Machine()>& measure, ModelFigures* f) {
+  int up[2], down[2];  // child -> parent, parent -> child
+  if (pipe(up) != 0) return false;
+  if (pipe(down) != 0) {
+    close(up[0]);
+    close(up[1]);
+    return false;
+  }
+  std::fflush(stdout);
   const pid_t pid = fork();
   if (pid == 0) {
-    close(fd[0]);
+    close(up[0]);
+    close(down[1]);
+    auto ask = [&] {
+      Machine m;
+      const char tag = 'm';
+      if (!WriteAll(up[1], &tag, 1) || !ReadAll(down[0], &m, sizeof(m))) _exit(1);
+      return m;
+    };
     ModelFigures mine;
-    const bool ok = RunModel(path, bo, n_decode, n_prompt, n_batch, reps, &mine);
-    if (ok && write(fd[1], &mine, sizeof(mine)) != sizeof(mine)) _exit(1);
+    const bool ok = RunModel(path, bo, n_decode, n_prompt, n_batch, reps, ask, &mine);
+    const char tag = 'r';
+    if (ok && !(WriteAll(up[1], &tag, 1) && WriteAll(up[1], &mine, sizeof(mine)))) _exit(1);
     _exit(ok ? 0 : 1);
   }
-  close(fd[1]);
-  const bool got = read(fd[0], f, sizeof(*f)) == sizeof(*f);
-  close(fd[0]);
+  close(up[1]);
+  close(down[0]);
+  bool got = false;
+  for (char tag; ReadAll(up[0], &tag, 1);) {
+    if (tag == 'm') {
+      const Machine m = measure();
+      if (!WriteAll(down[1], &m, sizeof(m))) break;
+    } else if (tag == 'r') {
+      got = ReadAll(up[0], f, sizeof(*f));
+      break;
+    } else {
+      break;
+    }
+  }
+  close(up[0]);
+  close(down[1]);
   int status = 0;
   waitpid(pid, &status, 0);
   return got && WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -404,7 +495,7 @@ int Main(int argc, char** argv) {
     else if (a == "--batch")
       n_batch = std::max(0, std::atoi(v));
     else if (a == "--reps")
-      reps = std::max(1, std::atoi(v));
+      reps = std::clamp(std::atoi(v), 1, kMaxReps);
     else if (a == "--q8-groups")
       q8_groups = std::string(v) != "0";
     else {
@@ -422,50 +513,55 @@ int Main(int argc, char** argv) {
                  "[--prompt 512] [--reps 3]\n");
     return 2;
   }
+  signal(SIGPIPE, SIG_IGN);  // a child that dies mid-run is reported as failed, not fatal to the run
   CpuBackend probe(CpuBackendOptions{1});
   std::printf("kernels: %s\n", cpu::IsaName(probe.isa()));
   std::printf("%-28s %3s | %8s %9s %7s %6s | %8s %8s %6s | %8s %8s | %6s %7s\n", "model", "thr", "dec t/s",
               "MB/token", "GB/s", "of BW", "pre t/s", "GFLOP/s", "of pk", "RSS MiB", "limit", "BW", "peak");
-  struct Machine {
-    double bw = 0, peak = 0;
-  };
-  // The machine is measured again between models, and each model is set against the better of
-  // the measurements just before and just after it: on a shared machine, a figure taken minutes
-  // away can be from a faster or slower phase than the model's own run.
+  // The machine is measured before and after every rep of every model (decode, then prefill), and
+  // each rep is set against the better of the measurements just before and just after it: this
+  // machine's bandwidth moves by 2x from one minute to the next, so a figure taken minutes away
+  // compares the model with a different machine. A row's fraction is the median of its reps'.
   auto measure = [](int t) { return Machine{ReadBandwidth(t, 3), PeakFlops(t, 3)}; };
   std::vector<std::vector<double>> decode_tps(threads.size(), std::vector<double>(models.size(), 0));
-  std::vector<Machine> first(threads.size());
+  std::vector<Machine> best(threads.size());  // per thread count: the best measured in the run
   for (size_t ti = 0; ti < threads.size(); ++ti) {
     const int t = threads[ti];
-    Machine before = measure(t);
-    first[ti] = before;
+    best[ti] = measure(t);
     std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 7 read patterns), "
                 "peak fp32 FMA %.1f GFLOP/s\n",
-                t, t == 1 ? "" : "s", before.bw / 1e9, before.peak / 1e9);
+                t, t == 1 ? "" : "s", best[ti].bw / 1e9, best[ti].peak / 1e9);
     std::fflush(stdout);
     for (size_t mi = 0; mi < models.size(); ++mi) {
       const std::string& m = models[mi];
       ModelFigures f;
       CpuBackendOptions bo{t};
       bo.q8_groups = q8_groups;
-      const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, &f);
-      const Machine after = measure(t);
-      const Machine ref{std::max(before.bw, after.bw), std::max(before.peak, after.peak)};
-      before = after;
+      const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, [t, &measure] { return measure(t); },
+                                       &f);
       if (!ok) {
         std::printf("%s: failed\n", m.c_str());
         continue;
       }
       decode_tps[ti][mi] = f.decode_tps;
+      best[ti].bw = std::max(best[ti].bw, f.best_around.bw);
       const std::string name = BaseName(m);
       const double gbs = f.decode_bytes * f.decode_tps;
       const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
-      // "limit": model file + KV cache + 10%, the resident-memory budget. "BW", "peak": the
-      // references used for this row (GB/s, GFLOP/s).
+      const std::vector<double> of_bw(f.decode_of_bw, f.decode_of_bw + f.reps_run);
+      const std::vector<double> of_peak(f.prefill_of_peak, f.prefill_of_peak + f.reps_run);
+      // tok/s, GB/s and GFLOP/s: the best rep's. "of BW", "of pk": the median of the reps' own
+      // fractions (each against the machine measured around it). "limit": model file + KV cache
+      // + 10%, the resident-memory budget. "BW", "peak": the best measured around this row's reps.
       std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f | %6.1f %7.1f\n",
-                  name.c_str(), t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * gbs / ref.bw,
-                  f.prefill_tps, flops / 1e9, ref.peak > 0 ? 100 * flops / ref.peak : 0.0, f.peak_rss_mib,
-                  (f.file_mib + f.kv_mib) * 1.1, ref.bw / 1e9, ref.peak / 1e9);
+                  name.c_str(), t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * Median(of_bw),
+                  f.prefill_tps, flops / 1e9, 100 * Median(of_peak), f.peak_rss_mib, (f.file_mib + f.kv_mib) * 1.1,
+                  f.best_around.bw / 1e9, f.best_around.peak / 1e9);
+      std::printf("  each rep against the machine measured just before and after it: decode");
+      for (double v : of_bw) std::printf(" %.0f%%", 100 * v);
+      std::printf(" of BW; prefill");
+      for (double v : of_peak) std::printf(" %.0f%%", 100 * v);
+      std::printf(" of peak\n");
       if (n_batch > 0) {
         std::printf("  batched decode, %d sequences: %.1f tokens/s = %.2f of prefill (%.1f tokens/s with one logits "
                     "row)\n",
@@ -477,8 +573,8 @@ int Main(int argc, char** argv) {
   // Decode scaling, next to what the memory system allows: decode that reads at the bandwidth
   // limit on every thread count cannot scale past the bandwidth's own ratio.
   for (size_t ti = 1; ti < threads.size(); ++ti) {
-    std::printf("decode, %d threads / %d: machine read bandwidth %.2fx;", threads[ti], threads[0],
-                first[ti].bw / first[0].bw);
+    std::printf("decode, %d threads / %d: machine read bandwidth (best measured) %.2fx;", threads[ti], threads[0],
+                best[ti].bw / best[0].bw);
     for (size_t mi = 0; mi < models.size(); ++mi) {
       if (decode_tps[0][mi] <= 0 || decode_tps[ti][mi] <= 0) continue;
       std::printf(" %s %.2fx", BaseName(models[mi]).c_str(),

@@ -30,5 +30,5 @@ for dtype in f32 f16 q8_0; do
   models+=(--model "$m")
 done
 echo "# strata CPU bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs"
-echo "# decode: 8-token prompt then 128 greedy steps; prefill: one 512-token step; best of 3 runs"
+echo "# decode: 8-token prompt then 128 greedy steps; prefill: one 512-token step; 3 runs: tokens/s of the best, fractions the median of each run against the machine measured around it"
 exec "$BENCH" "${models[@]}" --threads 1,2 --decode 128 --prompt 512 --reps 3 "$@"

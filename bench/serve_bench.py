@@ -10,7 +10,10 @@ inter-token latency percentiles. Prefill throughput: one request with a --prefil
 and one new token, timed to its first token. Batched decode throughput: N streams started together,
 counting only the tokens that arrive while all N are decoding, as a fraction of prefill throughput.
 With --ratio-only, each batched run is followed by a prefill window of comparable length, and
-each adjacent pair gives a ratio (their median is printed). Needs Debian's python3-grpcio; the
+each adjacent pair gives two ratios: by window counts (tokens / window time on both sides) and by
+medians (N / median decode step against prompt / median time to first token, which one slow spell
+of this shared machine inside a window does not move); the median of each over the pairs is
+printed. Many short pairs (e.g. --decode-reps 6 --decode-tokens 64) beat a few long ones here. Needs Debian's python3-grpcio; the
 stubs are generated from proto/ into a temp dir with protoc and grpc_python_plugin.
 """
 import argparse
@@ -117,7 +120,8 @@ def latency_table(a, one):
 
 def prefill_window(a, one, seconds, salt, firsts):
     """Consecutive --prefill-tokens prompts (one new token each) for at least `seconds` and at
-    least 2 requests; prompt tokens / summed time to first token."""
+    least 2 requests; returns (prompt tokens / summed time to first token, the same with the
+    median time to first token)."""
     times = []
     t0 = time.perf_counter()
     while len(times) < 2 or time.perf_counter() - t0 < seconds:
@@ -125,7 +129,7 @@ def prefill_window(a, one, seconds, salt, firsts):
         one(a.prefill_tokens, 1, salt + len(times), ttft, [], [])
         times.extend(ttft)
         firsts.extend(ttft)
-    return a.prefill_tokens * len(times) / sum(times)
+    return a.prefill_tokens * len(times) / sum(times), a.prefill_tokens / statistics.median(times)
 
 
 def batched_decode(a, one, firsts):
@@ -152,15 +156,19 @@ def batched_decode(a, one, firsts):
             start = max(st[0] for st in per_stream)
             end = min(st[-1] for st in per_stream)
             inside = sum(1 for st in per_stream for t in st if start < t <= end)
+            # Each decode step inside the window, as the gaps between a stream's consecutive tokens.
+            steps = [t1 - t0 for st in per_stream for t0, t1 in zip(st, st[1:]) if start <= t0 and t1 <= end]
             if end > start:
                 rate = max(rate, inside / (end - start))
-            if a.ratio_only and end > start:
+            if a.ratio_only and end > start and steps:
                 # Prefill right after, over a window of comparable length (consecutive 512-token
                 # prompts for at least half the batched window): on a shared machine whose speed
                 # drifts, a pair of adjacent windows compares like with like, where one short
                 # prefill against a long decode window would favour whichever caught a quiet spell.
-                pairs.append((inside / (end - start), prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep,
-                                                                     firsts)))
+                # Each side is also taken by its median (N / median step, prompt / median time to
+                # first token), which a slow spell inside one window does not move.
+                pre_mean, pre_median = prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep, firsts)
+                pairs.append((inside / (end - start), pre_mean, n / statistics.median(steps), pre_median))
         cxx = float("nan")
         cxx_pair = None  # --ratio-only: (strata bench tok/s, prefill tok/s of the window right after)
         strata = os.path.join(a.bin, "strata")
@@ -173,18 +181,21 @@ def batched_decode(a, one, firsts):
                 itl = json.loads(r.stdout)["itl_s"]["p50"]
                 cxx = n / itl if itl else float("nan")
                 if a.ratio_only and itl:
-                    cxx_pair = (cxx, prefill_window(a, one, 20.0, 200, firsts))
+                    cxx_pair = (cxx, prefill_window(a, one, 20.0, 200, firsts)[1])
         prefill_rate = a.prefill_tokens / min(firsts)  # the best prefill so far, windows included
         print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:26.1f} {cxx / prefill_rate:16.2f}")
-        for i, (b, p) in enumerate(pairs):
-            print(f"  pair {i + 1}: batched {b:.1f} tok/s, prefill window after it {p:.1f} tok/s, ratio {b / p:.2f}")
+        for i, (b, p, bm, pm) in enumerate(pairs):
+            print(f"  pair {i + 1}: batched {b:.1f} tok/s, prefill window after it {p:.1f} tok/s, ratio {b / p:.2f}; "
+                  f"by medians {bm:.1f} / {pm:.1f} = {bm / pm:.2f}")
         if cxx_pair:
-            print(f"  strata bench: {cxx_pair[0]:.1f} tok/s, prefill window after it {cxx_pair[1]:.1f} tok/s, "
-                  f"ratio {cxx_pair[0] / cxx_pair[1]:.2f}")
+            print(f"  strata bench: {cxx_pair[0]:.1f} tok/s (N / median step), prefill window after it "
+                  f"{cxx_pair[1]:.1f} tok/s (by its median), ratio {cxx_pair[0] / cxx_pair[1]:.2f}")
         if pairs:
-            ratios = sorted(b / p for b, p in pairs)
-            print(f"  adjacent pairs: median ratio {statistics.median(ratios):.2f} (of {len(ratios)}; "
-                  f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+            for what, rs in (("window counts", [b / p for b, p, _, _ in pairs]),
+                             ("medians", [bm / pm for _, _, bm, pm in pairs])):
+                rs = sorted(rs)
+                print(f"  adjacent pairs, {what}: median ratio {statistics.median(rs):.2f} (of {len(rs)}; "
+                      f"range {rs[0]:.2f}-{rs[-1]:.2f})")
     if a.ratio_only:
         print(f"prefill, best of {len(firsts)} (also between the batched runs): "
               f"{a.prefill_tokens / min(firsts):.1f} tokens/s")
