@@ -66,11 +66,12 @@ class Backend {
   // ---- memory ----
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;
   // Makes a host weight usable by this backend's MatMul. The CPU backend returns the same view
-  // (weights stay memory-mapped), except that its AVX2 kernels take Q8_0 weights repacked into
-  // groups of rows: a copy of the same size, after which the caller may drop the host pages. Where
-  // the result is a view, `host` must outlive it.
+  // (weights stay memory-mapped), except that its AVX2 kernels take Q8_0, F32 and F16 weights
+  // repacked into groups of rows: a copy of the same size, after which the caller may drop the
+  // host pages. Where the result is a view, `host` must outlive it.
   virtual absl::StatusOr<Tensor> PrepareWeight(const Tensor& host) = 0;
-  // Makes a host table usable by Embed (read by rows, never multiplied); never repacked.
+  // Makes a host table usable by Embed and plain reads (read by rows, never multiplied: embeddings,
+  // norm weights, biases); never repacked.
   virtual absl::StatusOr<Tensor> PrepareTable(const Tensor& host) { return PrepareWeight(host); }
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   virtual void CopyFromHost(void* dst, const void* src, size_t bytes) = 0;

@@ -78,7 +78,8 @@ absl::StatusOr<const float*> WeightLoader::Vector(const std::string& name, int64
     vectors_.emplace_back(all.begin() + offset, all.begin() + offset + n);
     t = Tensor{DType::kF32, 1, n, vectors_.back().data()};
   }
-  STRATA_ASSIGN_OR_RETURN(Tensor prepared, backend_->PrepareWeight(t));
+  // Read as plain values (norms, biases), never multiplied: a table's layout, not a weight's.
+  STRATA_ASSIGN_OR_RETURN(Tensor prepared, backend_->PrepareTable(t));
   return static_cast<const float*>(prepared.data);
 }
 

@@ -14,6 +14,8 @@ enum class Layout : uint8_t {
   kRows,         // row r at data + r * row_bytes() (GGUF's own layout; every view starts so)
   kQ8_0Groups8,  // Q8_0 rows interleaved in groups of 8, made by the CPU backend for its AVX2
                  // kernels (core/backend/cpu/q8_groups.h); only that backend's MatMul reads it
+  kFloatGroups16,  // F32 or F16 rows in groups of 16, k-major, made by the CPU backend for its
+                   // AVX2 kernels (core/backend/cpu/float_groups.h); only its MatMul reads it
 };
 
 struct Tensor {

@@ -235,6 +235,72 @@ TEST_P(CpuBackendTest, MatMulQ8Prepared) {
   }
 }
 
+// F32 and F16 weights as the engine loads them (repacked into k-major groups of 16 rows where the
+// kernels take them): every output is one FMA chain over k in increasing k, bit for bit, for any
+// n, thread count or row range (ranges that cut groups, padded last groups, column blocks).
+TEST_P(CpuBackendTest, MatMulFloatPrepared) {
+  CpuBackend one_thread(CpuBackendOptions{1, std::get<1>(GetParam())});
+  const cpu::Kernels& k = cpu::GetKernels(std::get<1>(GetParam()));
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    for (int cols : {8, 37, 300, 600}) {
+      for (int rows : {3, 16, 17, 50, 203}) {
+        const Weight w = MakeWeight(dtype, rows, cols, 31 + cols + rows);
+        absl::StatusOr<Tensor> prepared = backend_.PrepareWeight(w.tensor);
+        ASSERT_TRUE(prepared.ok()) << prepared.status();
+        ASSERT_EQ(prepared->layout, k.float_groups ? Layout::kFloatGroups16 : Layout::kRows);
+        std::vector<float> wf(static_cast<size_t>(rows) * cols);
+        for (int r = 0; r < rows; ++r) DequantizeRow(dtype, w.tensor.row(r), wf.data() + static_cast<size_t>(r) * cols, cols);
+        for (int n : {1, 2, 3, 7, 17, 64}) {
+          SCOPED_TRACE(std::string(DTypeName(static_cast<uint32_t>(dtype))) + " cols " + std::to_string(cols) +
+                       " rows " + std::to_string(rows) + " n " + std::to_string(n));
+          const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 32 + n, 2.0f);
+          std::vector<float> got(n * rows), got1(n * rows), solo(rows);
+          backend_.MatMul(got.data(), x.data(), *prepared, n);
+          one_thread.MatMul(got1.data(), x.data(), *prepared, n);
+          ASSERT_TRUE(BitEqual(got.data(), got1.data(), got.size())) << "thread count changed the result";
+          for (int i = 0; i < n; ++i) {
+            backend_.MatMul(solo.data(), x.data() + static_cast<size_t>(i) * cols, *prepared, 1);
+            ASSERT_TRUE(BitEqual(solo.data(), got.data() + static_cast<size_t>(i) * rows, rows)) << "token row " << i;
+            for (int r = 0; r < rows; ++r) {
+              float acc = 0.0f;
+              double exact = 0, sabs = 0;
+              for (int c = 0; c < cols; ++c) {
+                const float a = x[static_cast<size_t>(i) * cols + c], b = wf[static_cast<size_t>(r) * cols + c];
+                acc = std::fma(a, b, acc);
+                exact += double(a) * b;
+                sabs += std::fabs(double(a) * b);
+              }
+              const size_t at = static_cast<size_t>(i) * rows + r;
+              if (k.float_groups) {
+                ASSERT_EQ(got[at], acc) << "row " << r << " left the canonical order";
+              }
+              ASSERT_NEAR(got[at], exact, (cols + 2) * 0x1p-24 * sabs + 1e-30) << "at " << at;
+            }
+          }
+          // The kernel on row ranges that start and end inside groups.
+          std::vector<float> scratch(k.matmul_float_scratch(n, cols) + 8);
+          for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
+            if (range.first >= range.second) continue;
+            std::vector<float> part(n * rows, -7.0f);
+            k.matmul_float(part.data(), rows, x.data(), cols, n, *prepared, range.first, range.second,
+                           cpu::KernelScratch{scratch.data(), scratch.size()});
+            for (int i = 0; i < n; ++i) {
+              for (int r = 0; r < rows; ++r) {
+                const size_t at = static_cast<size_t>(i) * rows + r;
+                if (r < range.first || r >= range.second) {
+                  ASSERT_EQ(part[at], -7.0f) << "row " << r << " outside [" << range.first << ", " << range.second << ")";
+                } else {
+                  ASSERT_EQ(part[at], got[at]) << "row " << r << " of [" << range.first << ", " << range.second << ")";
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The engine's batch invariance: a token row gives bit-identical outputs alone (n = 1), in a
 // small batch and in a large one, at any position, for every dtype and any thread count.
 TEST_P(CpuBackendTest, MatMulBatchInvariant) {

@@ -14,6 +14,7 @@ struct CpuBackendOptions {
   int n_threads = 1;
   cpu::Isa isa = cpu::Isa::kAuto;  // kernels: the best the CPU has, unless a test asks for another
   bool q8_groups = true;  // repack Q8_0 weights where the kernels take groups (false: A/B benches)
+  bool float_groups = true;  // the same for F32 and F16 weights
 };
 
 class CpuBackend final : public Backend {
@@ -62,6 +63,7 @@ class CpuBackend final : public Backend {
 
   const cpu::Kernels& kernels_;
   const bool q8_groups_;  // PrepareWeight repacks Q8_0 (kernels_.q8_groups and the option)
+  const bool float_groups_;  // PrepareWeight repacks F32 and F16 (kernels_.float_groups and the option)
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;  // [thread] kernel scratch
   std::vector<int8_t> q8_qs_;                // quantized activations of the current MatMul

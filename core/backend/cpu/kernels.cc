@@ -53,6 +53,7 @@ const Kernels& Avx2Kernels() {
     Kernels t;
     t.isa = Isa::kAvx2;
     t.q8_groups = true;
+    t.float_groups = true;
     avx2::InitQ8Tables();
     t.matmul_float_scratch = avx2::MatMulFloatScratch;
     t.matmul_float = avx2::MatMulFloat;

@@ -49,6 +49,9 @@ struct Kernels {
   // matmul_q8 also takes Q8_0 weights repacked into groups of 8 rows (q8_groups.h), and is faster
   // on them: the backend repacks its Q8_0 weights when it prepares them.
   bool q8_groups = false;
+  // matmul_float also takes F32 and F16 weights repacked into k-major groups of 16 rows
+  // (float_groups.h), with a different canonical order (one FMA chain per output).
+  bool float_groups = false;
 
   // Floats of scratch MatMulFloat needs for n token rows of a weight with `cols` columns.
   size_t (*matmul_float_scratch)(int n, int64_t cols);

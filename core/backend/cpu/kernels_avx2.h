@@ -16,6 +16,10 @@ void QuantizeQ8(Q8Rows q, const float* x, int64_t i0, int64_t i1);
 size_t MatMulQ8Scratch(int n, const Tensor& w);
 void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
               KernelScratch scratch);
+// MatMulFloat for an F32 or F16 weight in Layout::kFloatGroups16 (float_groups.h), and its scratch.
+size_t MatMulFloatGroupsScratch();
+void MatMulFloatGroups(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
+                       int64_t r1, KernelScratch scratch);
 // MatMulQ8 for a weight in Layout::kQ8_0Groups8 (q8_groups.h).
 void MatMulQ8Groups(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
                     KernelScratch scratch);

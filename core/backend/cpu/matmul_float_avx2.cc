@@ -304,11 +304,14 @@ void MatMulAny(float* out, int64_t ldo, const float* x, int64_t ldx, int n, cons
 }  // namespace
 
 size_t MatMulFloatScratch(int n, int64_t cols) {
-  return 8 + kPanelRows * kKBlock + static_cast<size_t>(std::max(n, 1)) * kPanelRows * 8;
+  // Enough for either layout: the grouped kernels need less than the row layout's panel.
+  return std::max(MatMulFloatGroupsScratch(),
+                  8 + kPanelRows * kKBlock + static_cast<size_t>(std::max(n, 1)) * kPanelRows * 8);
 }
 
 void MatMulFloat(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
                  int64_t r1, KernelScratch scratch) {
+  if (w.layout == Layout::kFloatGroups16) return MatMulFloatGroups(out, ldo, x, ldx, n, w, r0, r1, scratch);
   switch (w.dtype) {
     case DType::kF32:
       return MatMulAny<F32W>(out, ldo, x, ldx, n, w, r0, r1, scratch);
