@@ -2,7 +2,7 @@
 // machine's own limits measured in the same run.
 //
 //   strata-cpu-bench --model A.gguf [--model B.gguf ...] [--threads 1,2] [--decode 128]
-//                    [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0]
+//                    [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0] [--float-groups 0]
 //
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array in huge pages, split over the threads, each reading its part as 1, 2 or 4
@@ -20,6 +20,7 @@
 //            under the server), tokens/s as a fraction of prefill's: batching makes decode
 //            compute-bound, so this should approach 1.
 //   --q8-groups 0: Q8_0 weights multiplied in the file's layout, not repacked (A/B comparisons).
+//   --float-groups 0: the same for F32 and F16 weights.
 // The machine is measured again before and after each rep's decode and prefill (by the parent,
 // while the child waits), and each rep is set against the better of the measurements just before
 // and just after it: a row's "of BW" and "of pk" are the median of its reps' fractions (each rep's
@@ -477,6 +478,7 @@ int Main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int n_decode = 128, n_prompt = 512, reps = 3, n_batch = 0;
   bool q8_groups = true;  // --q8-groups 0: Q8_0 weights multiplied in the file's layout (A/B)
+  bool float_groups = true;  // --float-groups 0: the same for F32 and F16
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -498,10 +500,12 @@ int Main(int argc, char** argv) {
       reps = std::clamp(std::atoi(v), 1, kMaxReps);
     else if (a == "--q8-groups")
       q8_groups = std::string(v) != "0";
+    else if (a == "--float-groups")
+      float_groups = std::string(v) != "0";
     else {
       std::fprintf(stderr,
                    "unknown flag %s\nusage: strata-cpu-bench --model PATH [--model PATH...] "
-                   "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0]\n",
+                   "[--threads 1,2] [--decode 128] [--prompt 512] [--reps 3] [--batch N] [--q8-groups 0] [--float-groups 0]\n",
                    a.c_str());
       return 2;
     }
@@ -537,6 +541,7 @@ int Main(int argc, char** argv) {
       ModelFigures f;
       CpuBackendOptions bo{t};
       bo.q8_groups = q8_groups;
+      bo.float_groups = float_groups;
       const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, [t, &measure] { return measure(t); },
                                        &f);
       if (!ok) {

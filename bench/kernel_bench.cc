@@ -7,7 +7,7 @@
 // (2·n·rows·cols / time: the figure that matters for prefill). Several weight copies are
 // cycled through so that, like a real model, the weight never sits in cache. With one thread the
 // time is the process's CPU time, which stays meaningful on a busy machine.
-// --prepare 0 multiplies the weight as stored in the file (Q8_0 in GGUF rows, not repacked).
+// --prepare 0 multiplies the weight as stored in the file (Q8_0, F32 and F16 rows, not repacked).
 #include <time.h>
 
 #include <algorithm>

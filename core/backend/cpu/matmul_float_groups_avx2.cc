@@ -197,7 +197,22 @@ void Blocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const 
         panel = buf;
         pstride = kKBlock * kG;
       }
+      // The block computed next (this panel's next columns, or the next panel's first) comes
+      // from memory: its lines are prefetched into L2, a share per token tile, while this one
+      // computes, so that its first tile (or F16's conversion) does not wait on DRAM.
+      const bool last = k0 + kc == cols;
+      const int64_t np = last ? pe : p, nk0 = last ? 0 : k0 + kKBlock;
+      const int64_t ngroups = std::min(g1, np + (last ? kPanelGroups : pe - p)) - np;
+      const int64_t row_bytes = std::min(kKBlock, cols - nk0) * kG * static_cast<int64_t>(sizeof(typename L::T));
+      const int64_t lines_per_group = (row_bytes + 63) / 64, lines = ngroups * lines_per_group;
+      const int64_t tiles = (n + kTileTokens - 1) / kTileTokens, per_tile = (lines + tiles - 1) / tiles;
+      int64_t line = 0;
       for (int i = 0; i < n; i += kTileTokens) {
+        for (const int64_t e = std::min(lines, line + per_tile); line < e; ++line) {
+          const int64_t g = np + line / lines_per_group;
+          _mm_prefetch(reinterpret_cast<const char*>(w + g * gvals + nk0 * kG) + line % lines_per_group * 64,
+                       _MM_HINT_T1);
+        }
         const int mt = std::min(kTileTokens, n - i);
         const TileFn full = F32TileFor<false>(mt);
         for (int64_t g = p; g < pe; ++g) {
