@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -62,6 +63,28 @@ std::vector<double> AbsDots(const float* x, const Tensor& w, int n) {
 }
 
 bool BitEqual(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+// Runs a kernel on row ranges that start and end inside row groups ([1, rows), [3, rows - 1), one
+// row in the middle): each range's rows must equal `got` (the whole weight's [n][rows] outputs),
+// and rows outside it must stay untouched. run(out, r0, r1) calls the kernel with ldo = rows.
+void CheckRowRanges(int n, int rows, const std::vector<float>& got,
+                    const std::function<void(float* out, int r0, int r1)>& run) {
+  for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
+    if (range.first >= range.second) continue;
+    std::vector<float> part(n * rows, -7.0f);
+    run(part.data(), range.first, range.second);
+    for (int i = 0; i < n; ++i) {
+      for (int r = 0; r < rows; ++r) {
+        const size_t at = static_cast<size_t>(i) * rows + r;
+        if (r < range.first || r >= range.second) {
+          ASSERT_EQ(part[at], -7.0f) << "row " << r << " outside [" << range.first << ", " << range.second << ")";
+        } else {
+          ASSERT_EQ(part[at], got[at]) << "row " << r << " of [" << range.first << ", " << range.second << ")";
+        }
+      }
+    }
+  }
+}
 
 // Parameters: thread count and kernel set.
 using Param = std::tuple<int, cpu::Isa>;
@@ -214,22 +237,9 @@ TEST_P(CpuBackendTest, MatMulQ8Prepared) {
         const cpu::Q8Rows q8{qs.data(), d.data(), cols, abs.data()};
         k.quantize_q8(q8, x.data(), 0, n);
         std::vector<float> scratch(k.matmul_q8_scratch(n, *prepared) + 8);
-        for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
-          if (range.first >= range.second) continue;
-          std::vector<float> part(n * rows, -7.0f);
-          k.matmul_q8(part.data(), rows, q8, n, *prepared, range.first, range.second,
-                      cpu::KernelScratch{scratch.data(), scratch.size()});
-          for (int i = 0; i < n; ++i) {
-            for (int r = 0; r < rows; ++r) {
-              const size_t at = static_cast<size_t>(i) * rows + r;
-              if (r < range.first || r >= range.second) {
-                ASSERT_EQ(part[at], -7.0f) << "row " << r << " outside [" << range.first << ", " << range.second << ")";
-              } else {
-                ASSERT_EQ(part[at], got[at]) << "row " << r << " of [" << range.first << ", " << range.second << ")";
-              }
-            }
-          }
-        }
+        ASSERT_NO_FATAL_FAILURE(CheckRowRanges(n, rows, got, [&](float* out, int r0, int r1) {
+          k.matmul_q8(out, rows, q8, n, *prepared, r0, r1, cpu::KernelScratch{scratch.data(), scratch.size()});
+        }));
       }
     }
   }
@@ -279,22 +289,10 @@ TEST_P(CpuBackendTest, MatMulFloatPrepared) {
           }
           // The kernel on row ranges that start and end inside groups.
           std::vector<float> scratch(k.matmul_float_scratch(n, cols) + 8);
-          for (const auto& range : {std::pair<int, int>{1, rows}, {3, rows - 1}, {rows / 2, rows / 2 + 1}}) {
-            if (range.first >= range.second) continue;
-            std::vector<float> part(n * rows, -7.0f);
-            k.matmul_float(part.data(), rows, x.data(), cols, n, *prepared, range.first, range.second,
+          ASSERT_NO_FATAL_FAILURE(CheckRowRanges(n, rows, got, [&](float* out, int r0, int r1) {
+            k.matmul_float(out, rows, x.data(), cols, n, *prepared, r0, r1,
                            cpu::KernelScratch{scratch.data(), scratch.size()});
-            for (int i = 0; i < n; ++i) {
-              for (int r = 0; r < rows; ++r) {
-                const size_t at = static_cast<size_t>(i) * rows + r;
-                if (r < range.first || r >= range.second) {
-                  ASSERT_EQ(part[at], -7.0f) << "row " << r << " outside [" << range.first << ", " << range.second << ")";
-                } else {
-                  ASSERT_EQ(part[at], got[at]) << "row " << r << " of [" << range.first << ", " << range.second << ")";
-                }
-              }
-            }
-          }
+          }));
         }
       }
     }
