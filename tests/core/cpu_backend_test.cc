@@ -260,7 +260,7 @@ TEST_P(CpuBackendTest, MatMulFloatPrepared) {
         ASSERT_EQ(prepared->layout, k.float_groups ? Layout::kFloatGroups16 : Layout::kRows);
         std::vector<float> wf(static_cast<size_t>(rows) * cols);
         for (int r = 0; r < rows; ++r) DequantizeRow(dtype, w.tensor.row(r), wf.data() + static_cast<size_t>(r) * cols, cols);
-        for (int n : {1, 2, 3, 7, 17, 64}) {
+        for (int n : {1, 2, 3, 7, 8, 14, 17, 64}) {
           SCOPED_TRACE(std::string(DTypeName(static_cast<uint32_t>(dtype))) + " cols " + std::to_string(cols) +
                        " rows " + std::to_string(rows) + " n " + std::to_string(n));
           const std::vector<float> x = Random(static_cast<size_t>(n) * cols, 32 + n, 2.0f);
@@ -355,6 +355,44 @@ TEST_P(CpuBackendTest, MatMulsEqualSeparateMatMuls) {
       EXPECT_TRUE(BitEqual(together[i].data(), apart[i].data(), apart[i].size())) << "target " << i;
     }
   }
+}
+
+// The row split behind MatMuls: every row of every weight once, in order, each range starting on
+// a 48-row unit of its weight; pieces shrink so the hand-out ends on small ones; the range count
+// stays bounded for many threads and long weights.
+TEST(CpuBackendSplitTest, SplitRowsCoversEveryRowOnceInShrinkingPieces) {
+  using R = CpuBackend::RowRange;
+  const std::vector<std::vector<int64_t>> cases = {
+      {2048}, {2048, 256, 256}, {5632, 5632}, {32000}, {7}, {1, 0, 50, 97}, {0}, {203, 29, 7, 41}};
+  for (const auto& rows : cases) {
+    for (int threads : {1, 2, 3, 8, 64}) {
+      SCOPED_TRACE(::testing::PrintToString(rows) + " threads " + std::to_string(threads));
+      R out[CpuBackend::kMaxRowRanges];
+      const int n = CpuBackend::SplitRows(rows.data(), static_cast<int>(rows.size()), threads, out);
+      ASSERT_GE(n, 0);
+      ASSERT_LE(n, CpuBackend::kMaxRowRanges);
+      int t = 0;
+      int64_t next = 0;  // the next row of weight t
+      for (int i = 0; i < n; ++i) {
+        while (t < static_cast<int>(rows.size()) && next == rows[t]) ++t, next = 0;
+        ASSERT_LT(t, static_cast<int>(rows.size())) << "range " << i << " past the last weight";
+        EXPECT_EQ(out[i].target, t) << "range " << i;
+        EXPECT_EQ(out[i].r0, next) << "range " << i;
+        EXPECT_GT(out[i].r1, out[i].r0) << "range " << i;
+        EXPECT_EQ(out[i].r0 % 48, 0) << "range " << i;
+        next = out[i].r1;
+      }
+      while (t < static_cast<int>(rows.size()) && next == rows[t]) ++t, next = 0;
+      EXPECT_EQ(t, static_cast<int>(rows.size())) << "rows left over";
+    }
+  }
+  // 2048 rows on 2 threads: the first piece is a quarter of them, the last one a single unit.
+  const int64_t rows = 2048;
+  R out[CpuBackend::kMaxRowRanges];
+  const int n = CpuBackend::SplitRows(&rows, 1, 2, out);
+  EXPECT_EQ(out[0].r1 - out[0].r0, 528);
+  EXPECT_LE(out[n - 1].r1 - out[n - 1].r0, 48);
+  EXPECT_LE(n, 24);
 }
 
 // Q8 activation quantization is the same bits in every kernel set (the reference spells it out).

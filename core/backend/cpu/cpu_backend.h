@@ -19,6 +19,20 @@ struct CpuBackendOptions {
 
 class CpuBackend final : public Backend {
  public:
+  // One piece of a MatMuls call's work: rows [r0, r1) of target `target`.
+  struct RowRange {
+    int target;
+    int64_t r0, r1;
+  };
+  static constexpr int kMaxRowRanges = 256;
+  // Splits the rows of `count` weights (rows[t] each, taken as one run) into ranges for dynamic
+  // hand-out to `threads` threads, largest first ("guided"): each piece a fixed share of the rows
+  // still left, in whole 48-row units, so the last pieces are one unit and no thread finishes more
+  // than a unit after the other. A piece that runs past a weight's end goes on at the next one's
+  // row 0, so every range starts at a multiple of 48 within its weight. Returns how many ranges
+  // it wrote to out, in order and covering every row once (at most kMaxRowRanges).
+  static int SplitRows(const int64_t* rows, int count, int threads, RowRange* out);
+
   explicit CpuBackend(const CpuBackendOptions& options);
 
   std::string name() const override { return "cpu"; }
@@ -57,9 +71,6 @@ class CpuBackend final : public Backend {
   cpu::KernelScratch Scratch(int thread) { return {scratch_[thread].data(), scratch_[thread].size()}; }
   // Quantizes x[n, cols] into q8_qs_/q8_d_/q8_abs_ (in parallel) and returns the view.
   cpu::Q8Rows QuantizeActivations(const float* x, int n, int64_t cols);
-  // Rows per ParallelFor chunk for a weight of `rows` rows: a few chunks per thread so that
-  // dynamic hand-out evens out threads that fall behind, in whole panels of the kernels' tiles.
-  int64_t RowChunk(int64_t rows, int n) const;
 
   const cpu::Kernels& kernels_;
   const bool q8_groups_;  // PrepareWeight repacks Q8_0 (kernels_.q8_groups and the option)
