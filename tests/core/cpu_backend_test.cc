@@ -365,10 +365,12 @@ TEST(CpuBackendSplitTest, SplitRowsCoversEveryRowOnceInShrinkingPieces) {
   const std::vector<std::vector<int64_t>> cases = {
       {2048}, {2048, 256, 256}, {5632, 5632}, {32000}, {7}, {1, 0, 50, 97}, {0}, {203, 29, 7, 41}};
   for (const auto& rows : cases) {
-    for (int threads : {1, 2, 3, 8, 64}) {
-      SCOPED_TRACE(::testing::PrintToString(rows) + " threads " + std::to_string(threads));
+    for (int threads : {1, 2, 3, 8, 64})
+    for (int tokens : {1, 512}) {
+      SCOPED_TRACE(::testing::PrintToString(rows) + " threads " + std::to_string(threads) + " tokens " +
+                   std::to_string(tokens));
       R out[CpuBackend::kMaxRowRanges];
-      const int n = CpuBackend::SplitRows(rows.data(), static_cast<int>(rows.size()), threads, out);
+      const int n = CpuBackend::SplitRows(rows.data(), static_cast<int>(rows.size()), threads, tokens, out);
       ASSERT_GE(n, 0);
       ASSERT_LE(n, CpuBackend::kMaxRowRanges);
       int t = 0;
@@ -386,13 +388,18 @@ TEST(CpuBackendSplitTest, SplitRowsCoversEveryRowOnceInShrinkingPieces) {
       EXPECT_EQ(t, static_cast<int>(rows.size())) << "rows left over";
     }
   }
-  // 2048 rows on 2 threads: the first piece is a quarter of them, the last one a single unit.
+  // 2048 rows on 2 threads: the first piece is a quarter of them for prefill (half for decode),
+  // the last one a single unit.
   const int64_t rows = 2048;
   R out[CpuBackend::kMaxRowRanges];
-  const int n = CpuBackend::SplitRows(&rows, 1, 2, out);
+  int n = CpuBackend::SplitRows(&rows, 1, 2, 512, out);
   EXPECT_EQ(out[0].r1 - out[0].r0, 528);
   EXPECT_LE(out[n - 1].r1 - out[n - 1].r0, 48);
   EXPECT_LE(n, 24);
+  n = CpuBackend::SplitRows(&rows, 1, 2, 1, out);
+  EXPECT_EQ(out[0].r1 - out[0].r0, 1008);  // 21 units: half of 2048 rows to the nearest unit
+  EXPECT_LE(out[n - 1].r1 - out[n - 1].r0, 48);
+  EXPECT_LE(n, 12);
 }
 
 // Q8 activation quantization is the same bits in every kernel set (the reference spells it out).
