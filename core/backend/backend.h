@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "core/model/batch.h"
 #include "core/tensor/tensor.h"
@@ -62,6 +63,13 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // Runs fn(i0, i1) over the items [0, n) on the host threads this backend computes with (the
+  // CPU backend's pool; by default the caller, in one call): for host work between kernels, such
+  // as sampling each logits row. fn must not call back into the backend.
+  virtual void HostParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)> fn) {
+    if (n > 0) fn(0, n);
+  }
 
   // ---- memory ----
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;

@@ -43,6 +43,7 @@ class Model {
 
   // Hidden states between stages: [max_batch_tokens, n_embd] in backend memory.
   float* hidden() { return x_; }
+  Backend* backend() const { return backend_; }
 
   // The KV cache shape this shard needs.
   KvCacheConfig KvConfig(int32_t block_size, int32_t n_blocks) const;

@@ -79,14 +79,17 @@ absl::Status PipelineExecutor::Step(const Batch& batch, const std::vector<Sample
   if (!layout_.last_stage()) {
     STRATA_RETURN_IF_ERROR(groups_.pp->Send(model_->hidden(), hidden_bytes, layout_.stage() + 1, kTagHidden));
   }
+  comm += Now() - c1;
+  // Sampling is compute (it was timed as communication: 7 ms of a 32-row decode step).
   out->resize(rows.size());
   if (layout_.last_stage() && !rows.empty()) STRATA_RETURN_IF_ERROR(SampleLastStage(rows, out));
   // The last stage's tensor rank 0 tells everyone which tokens came out.
   if (broadcast_results_ && !rows.empty()) {
+    const double c2 = Now();
     STRATA_RETURN_IF_ERROR(groups_.world->Broadcast(out->data(), static_cast<int64_t>(rows.size() * sizeof(SampledToken)),
                                                     layout_.RankOf(layout_.pp - 1, 0)));
+    comm += Now() - c2;
   }
-  comm += Now() - c1;
   comm_seconds_ += comm;
   step_seconds_ += Now() - t0;
   return absl::OkStatus();
@@ -98,13 +101,19 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
   if (observer_) STRATA_RETURN_IF_ERROR(ObserveFullLogits(logits_.data()));
   top_.resize(rows.size());
   if (layout_.tp == 1) {  // the whole vocabulary is here: sample exactly as a single process
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const SampleRequest& q = rows[r];
-      (*out)[r].id = q.sampler->Sample(logits_.data() + r * s.n_vocab, n_vocab, *q.history, q.generated_begin);
-      (*out)[r].logprob = q.sampler->ChosenLogprob();
-      if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
-      else top_[r].clear();
-    }
+    // Rows in parallel: each has its own sampler (one per request) and writes only its own
+    // out and top_ entries, so the tokens are those of a serial loop. ~0.2 ms per 32000-token
+    // row (the copy, max, and the log-sum-exp of the chosen token's logprob), which left one
+    // of two cores idle for 7 ms of a 32-row decode step.
+    model_->backend()->HostParallelFor(static_cast<int64_t>(rows.size()), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const SampleRequest& q = rows[r];
+        (*out)[r].id = q.sampler->Sample(logits_.data() + r * s.n_vocab, n_vocab, *q.history, q.generated_begin);
+        (*out)[r].logprob = q.sampler->ChosenLogprob();
+        if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
+        else top_[r].clear();
+      }
+    });
     return absl::OkStatus();
   }
   // Each rank: penalize its slice, keep its top candidates and its log-sum-exp.

@@ -37,6 +37,9 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(const CpuBackendOptions& options);
 
   std::string name() const override { return "cpu"; }
+  void HostParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)> fn) override {
+    pool_.ParallelFor(n, 1, [&](int64_t i0, int64_t i1, int) { fn(i0, i1); });
+  }
   int n_threads() const { return pool_.size(); }
   cpu::Isa isa() const { return kernels_.isa; }
 
