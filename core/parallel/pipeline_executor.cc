@@ -142,7 +142,9 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
   }
   const int64_t bytes = static_cast<int64_t>(rows.size() * kRowBytes);
   // The gathered layout is [rank][row]: each rank's block is its `bytes`.
+  const double c0 = Now();
   STRATA_RETURN_IF_ERROR(groups_.tp->AllGather(send_.data(), recv_.data(), bytes));
+  comm_seconds_ += Now() - c0;  // the rest of sampling is compute
   static const std::vector<int32_t> kNoHistory;  // penalties were applied per slice
   for (size_t r = 0; r < rows.size(); ++r) {
     double mx = -std::numeric_limits<double>::infinity(), sum = 0;
