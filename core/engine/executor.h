@@ -48,6 +48,13 @@ class StepExecutor {
   const std::vector<std::vector<Sampler::TokenLogprob>>& top_logprobs() const { return top_; }
 
  protected:
+  // Samples rows[r] from logits [rows.size(), n_vocab] into (*out)[r] and top_[r], rows in
+  // parallel on the backend's threads: each row has its request's own sampler and writes only
+  // its own entries, so the tokens are those of a serial loop. (~0.2 ms per 32000-token row:
+  // serially, 32 rows left one of two cores idle for 7 ms of a decode step.)
+  void SampleRows(Backend* backend, const float* logits, int32_t n_vocab, const std::vector<SampleRequest>& rows,
+                  std::vector<SampledToken>* out);
+
   std::function<void(const float*, int32_t)> observer_;
   std::vector<std::vector<Sampler::TokenLogprob>> top_;
 };

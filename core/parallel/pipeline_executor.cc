@@ -101,19 +101,7 @@ absl::Status PipelineExecutor::SampleLastStage(const std::vector<SampleRequest>&
   if (observer_) STRATA_RETURN_IF_ERROR(ObserveFullLogits(logits_.data()));
   top_.resize(rows.size());
   if (layout_.tp == 1) {  // the whole vocabulary is here: sample exactly as a single process
-    // Rows in parallel: each has its own sampler (one per request) and writes only its own
-    // out and top_ entries, so the tokens are those of a serial loop. ~0.2 ms per 32000-token
-    // row (the copy, max, and the log-sum-exp of the chosen token's logprob), which left one
-    // of two cores idle for 7 ms of a 32-row decode step.
-    model_->backend()->HostParallelFor(static_cast<int64_t>(rows.size()), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const SampleRequest& q = rows[r];
-        (*out)[r].id = q.sampler->Sample(logits_.data() + r * s.n_vocab, n_vocab, *q.history, q.generated_begin);
-        (*out)[r].logprob = q.sampler->ChosenLogprob();
-        if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
-        else top_[r].clear();
-      }
-    });
+    SampleRows(model_->backend(), logits_.data(), n_vocab, rows, out);
     return absl::OkStatus();
   }
   // Each rank: penalize its slice, keep its top candidates and its log-sum-exp.

@@ -85,23 +85,25 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::Allocate(size_t bytes) {
 absl::StatusOr<Tensor> CpuBackend::PrepareWeight(const Tensor& host) {
   if (host.layout != Layout::kRows) return host;
   if (float_groups_ && (host.dtype == DType::kF32 || host.dtype == DType::kF16)) {
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf,
-                            AllocateWeight(cpu::FloatGroupsBytes(host.dtype, host.rows, host.cols)));
-    const int64_t groups = cpu::FloatGroups(host.rows);
-    void* dst = buf->data();
-    pool_.ParallelFor(groups, Grain(groups, cpu::FloatGroupBytes(host.dtype, host.cols), pool_.size()),
-                      [&](int64_t g0, int64_t g1, int) { cpu::RepackFloatGroups(host, g0, g1, dst); });
-    weights_.push_back(std::move(buf));
-    return Tensor{host.dtype, host.rows, host.cols, dst, Layout::kFloatGroups16};
+    return Repacked(host, Layout::kFloatGroups16, cpu::FloatGroupsBytes(host.dtype, host.rows, host.cols),
+                    cpu::FloatGroups(host.rows), cpu::FloatGroupBytes(host.dtype, host.cols), cpu::RepackFloatGroups);
   }
-  if (!q8_groups_ || host.dtype != DType::kQ8_0) return host;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, AllocateWeight(cpu::Q8GroupsBytes(host.rows, host.cols)));
-  const int64_t groups = cpu::Q8Groups(host.rows);
+  if (q8_groups_ && host.dtype == DType::kQ8_0) {
+    return Repacked(host, Layout::kQ8_0Groups8, cpu::Q8GroupsBytes(host.rows, host.cols), cpu::Q8Groups(host.rows),
+                    cpu::Q8GroupBytes(host.cols), cpu::RepackQ8Groups);
+  }
+  return host;
+}
+
+absl::StatusOr<Tensor> CpuBackend::Repacked(const Tensor& host, Layout layout, size_t bytes, int64_t groups,
+                                            int64_t group_bytes,
+                                            void (*repack)(const Tensor&, int64_t, int64_t, void*)) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, AllocateWeight(bytes));
   void* dst = buf->data();
-  pool_.ParallelFor(groups, Grain(groups, cpu::Q8GroupBytes(host.cols), pool_.size()),
-                    [&](int64_t g0, int64_t g1, int) { cpu::RepackQ8Groups(host, g0, g1, dst); });
+  pool_.ParallelFor(groups, Grain(groups, group_bytes, pool_.size()),
+                    [&](int64_t g0, int64_t g1, int) { repack(host, g0, g1, dst); });
   weights_.push_back(std::move(buf));
-  return Tensor{DType::kQ8_0, host.rows, host.cols, dst, Layout::kQ8_0Groups8};
+  return Tensor{host.dtype, host.rows, host.cols, dst, layout};
 }
 
 void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }

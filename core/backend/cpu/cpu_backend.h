@@ -73,6 +73,10 @@ class CpuBackend final : public Backend {
   // steady state the sizes are already there and nothing is allocated).
   void ReserveScratch(size_t floats);
   cpu::KernelScratch Scratch(int thread) { return {scratch_[thread].data(), scratch_[thread].size()}; }
+  // host copied into a new weight buffer of `bytes` in `layout`, by repack(host, g0, g1, dst)
+  // over `groups` row groups of `group_bytes` each, in parallel.
+  absl::StatusOr<Tensor> Repacked(const Tensor& host, Layout layout, size_t bytes, int64_t groups,
+                                  int64_t group_bytes, void (*repack)(const Tensor&, int64_t, int64_t, void*));
   // Quantizes x[n, cols] into q8_qs_/q8_d_/q8_abs_ (in parallel) and returns the view.
   cpu::Q8Rows QuantizeActivations(const float* x, int n, int64_t cols);
 
