@@ -1,10 +1,16 @@
-// Causal attention of one token over the paged KV cache, for the query heads that share one KV
-// head (grouped-query attention reads each K and V row once for the whole group).
+// Causal attention over the paged KV cache for the query heads that share one KV head
+// (grouped-query attention reads each K and V row once for the whole group), for one token or a
+// run of consecutive tokens of one sequence.
 //
-// Canonical order for one (token, head): score_p = Hsum(8-lane FMA dot of q and k_p) · scale;
-// m = max_p score_p; e_p = Exp(score_p - m); z = Σ e_p over 8 lanes by p mod 8, then Hsum;
-// out = (Σ_p e_p · v_p, one FMA chain per dimension in increasing p) · (1 / z). It depends only
-// on the token's own context length, so a token gets the same bits in any batch.
+// Groups of 8 query heads (TinyLlama's 32 over 4, Llama-2/3's 64 over 8, ...) with head_dim a
+// multiple of 8 take a path whose vector lanes are the 8 heads. Canonical order for one
+// (token, head): score_p = (FMA chain over d = 0..hd of q_d · k_p,d, from +0) · scale;
+// m = max_p score_p; e_p = Exp(score_p - m); z = Σ_p e_p in increasing p; out_d = (FMA chain over
+// p of e_p · v_p,d, from +0) · (1 / z). Lanes are heads, so a score needs no horizontal sum, the
+// softmax runs on 8 heads at once, and two tokens share each K load. Other shapes keep the first
+// kernel's order: score_p = Hsum(8-lane FMA dot of q and k_p) · scale; z = Σ e_p over 8 lanes by
+// p mod 8, then Hsum; out as above. Either way a token's bits depend only on its own context
+// length, never on the tokens it runs with, so a token gets the same bits in any batch.
 #if defined(__x86_64__)
 
 #include <algorithm>
@@ -105,10 +111,9 @@ float ExpShifted(float* s, int ctx) {
   return Hsum(z);
 }
 
-}  // namespace
-
-void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
-            const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
+// Any group size and head_dim: one token.
+void AttendOne(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
+               const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
   // Scores of every head in the group: [n_q][ctx], eight positions at a time (their K rows stay
   // in L1 for all heads of the group); the last ctx % 8 one by one, the same bits.
   const float* rows[8];
@@ -157,6 +162,164 @@ void Attend(float* out, const float* q, int n_q, const float* k, const float* v,
       });
       _mm256_maskstore_ps(oh + d0, mask, _mm256_mul_ps(acc, inv));
     }
+  }
+}
+
+// ---- groups of 8 heads, lanes = heads ----
+
+constexpr int kHeads = 8;
+
+// Walks the rows of positions 0, 1, 2, ... through the block table (the next block's entry is
+// read only when a row of it is asked for: the table may end with the last position).
+class RowWalker {
+ public:
+  RowWalker(const float* base, int64_t kv_dim, const int32_t* table, int32_t block_size)
+      : base_(base), kv_dim_(kv_dim), table_(table), block_size_(block_size),
+        row_(base + static_cast<int64_t>(table[0]) * block_size * kv_dim) {}
+  const float* row() {
+    if (off_ == block_size_) {
+      off_ = 0;
+      row_ = base_ + static_cast<int64_t>(table_[++blk_]) * block_size_ * kv_dim_;
+    }
+    return row_;
+  }
+  void Next() {
+    ++off_;
+    row_ += kv_dim_;
+  }
+
+ private:
+  const float* base_;
+  int64_t kv_dim_;
+  const int32_t* table_;
+  int32_t block_size_;
+  int32_t blk_ = 0, off_ = 0;
+  const float* row_;
+};
+
+// Scores of T tokens at NP positions: s[t][(p + i) · 8 + h] = (Σ_d qT[t][d · 8 + h] · k_i[d]) ·
+// scale, one FMA chain per (token, position) with the 8 heads as lanes. T · NP chains cover the
+// FMA latency (8 = 2 pipes × 4 cycles); each K value is one broadcast for all T tokens.
+template <int T, int NP>
+inline void Scores(float* s, int64_t s_stride, const float* qT, int64_t qT_stride, const float* const* rows, int hd,
+                   __m256 scale, int p) {
+  __m256 acc[T][NP];
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < NP; ++i) acc[t][i] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; ++d) {
+    __m256 kb[NP];
+    for (int i = 0; i < NP; ++i) kb[i] = _mm256_broadcast_ss(rows[i] + d);
+    for (int t = 0; t < T; ++t) {
+      const __m256 qv = _mm256_loadu_ps(qT + t * qT_stride + d * kHeads);
+      for (int i = 0; i < NP; ++i) acc[t][i] = _mm256_fmadd_ps(qv, kb[i], acc[t][i]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < NP; ++i) _mm256_storeu_ps(s + t * s_stride + (p + i) * kHeads, _mm256_mul_ps(acc[t][i], scale));
+}
+
+// Scores of T tokens over positions [0, n): NP at a time, then one by one (the same chains).
+template <int T, int NP>
+void ScoresAll(float* s, int64_t s_stride, const float* qT, int64_t qT_stride, RowWalker k, int n, int hd,
+               __m256 scale) {
+  const float* rows[NP];
+  int p = 0;
+  for (; p + NP <= n; p += NP) {
+    for (int i = 0; i < NP; ++i, k.Next()) rows[i] = k.row();
+    Scores<T, NP>(s, s_stride, qT, qT_stride, rows, hd, scale, p);
+  }
+  for (; p < n; ++p, k.Next()) {
+    rows[0] = k.row();
+    Scores<T, 1>(s, s_stride, qT, qT_stride, rows, hd, scale, p);
+  }
+}
+
+// Softmax over positions [0, ctx) of one token's scores (8 heads a row), in place: e = Exp(s - m);
+// returns 1 / z per head.
+inline __m256 Softmax(float* s, int ctx) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  for (int p = 0; p < ctx; ++p) m = _mm256_max_ps(m, _mm256_loadu_ps(s + p * kHeads));
+  __m256 z = _mm256_setzero_ps();
+  for (int p = 0; p < ctx; ++p) {
+    const __m256 e = Exp(_mm256_sub_ps(_mm256_loadu_ps(s + p * kHeads), m));
+    _mm256_storeu_ps(s + p * kHeads, e);
+    z = _mm256_add_ps(z, e);
+  }
+  return _mm256_div_ps(_mm256_set1_ps(1.0f), z);
+}
+
+// out[h · hd + d0 ..] for heads h, h + 1 and NV vectors of dimensions from d0: Σ_p e_p · v_p, one
+// FMA chain per lane in increasing p (2 · NV chains; each V load serves both heads).
+template <int NV>
+void WeightedSum(float* out, int hd, const float* e, int h, int d0, RowWalker v, int ctx, float inv0, float inv1) {
+  __m256 a0[NV], a1[NV];
+  for (int c = 0; c < NV; ++c) a0[c] = a1[c] = _mm256_setzero_ps();
+  for (int p = 0; p < ctx; ++p, v.Next()) {
+    const float* vp = v.row() + d0;
+    const __m256 b0 = _mm256_broadcast_ss(e + p * kHeads + h), b1 = _mm256_broadcast_ss(e + p * kHeads + h + 1);
+    for (int c = 0; c < NV; ++c) {
+      const __m256 vv = _mm256_loadu_ps(vp + 8 * c);
+      a0[c] = _mm256_fmadd_ps(b0, vv, a0[c]);
+      a1[c] = _mm256_fmadd_ps(b1, vv, a1[c]);
+    }
+  }
+  for (int c = 0; c < NV; ++c) {
+    _mm256_storeu_ps(out + h * hd + d0 + 8 * c, _mm256_mul_ps(a0[c], _mm256_set1_ps(inv0)));
+    _mm256_storeu_ps(out + (h + 1) * hd + d0 + 8 * c, _mm256_mul_ps(a1[c], _mm256_set1_ps(inv1)));
+  }
+}
+
+// n_tok (1 or 2) consecutive tokens, 8 heads, hd % 8 == 0.
+void AttendHeads8(float* out, const float* q, int64_t ldq, int n_tok, const float* k, const float* v,
+                  int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
+                  float* scratch) {
+  const int n_pos = ctx0 + n_tok - 1;  // the last token's context; the others ignore its extra positions
+  const int64_t qT_stride = static_cast<int64_t>(hd) * kHeads, s_stride = static_cast<int64_t>(n_pos) * kHeads;
+  float* const qT = scratch;                  // [n_tok][hd][8]
+  float* const s = scratch + n_tok * qT_stride;  // [n_tok][n_pos][8]
+  for (int t = 0; t < n_tok; ++t)
+    for (int h = 0; h < kHeads; ++h)
+      for (int d = 0; d < hd; ++d) qT[t * qT_stride + d * kHeads + h] = q[t * ldq + h * hd + d];
+  const __m256 sc = _mm256_set1_ps(scale);
+  const RowWalker kw(k, kv_dim, block_table, block_size), vw(v, kv_dim, block_table, block_size);
+  if (n_tok == 2) {
+    ScoresAll<2, 4>(s, s_stride, qT, qT_stride, kw, n_pos, hd, sc);
+  } else {
+    ScoresAll<1, 8>(s, s_stride, qT, qT_stride, kw, n_pos, hd, sc);
+  }
+  for (int t = 0; t < n_tok; ++t) {
+    const int ctx = ctx0 + t;
+    float* const e = s + t * s_stride;
+    alignas(32) float inv[kHeads];
+    _mm256_store_ps(inv, Softmax(e, ctx));
+    float* const o = out + t * ldq;
+    for (int h = 0; h < kHeads; h += 2) {
+      int d0 = 0;
+      for (; d0 + 32 <= hd; d0 += 32) WeightedSum<4>(o, hd, e, h, d0, vw, ctx, inv[h], inv[h + 1]);
+      switch ((hd - d0) / 8) {
+        case 3: WeightedSum<3>(o, hd, e, h, d0, vw, ctx, inv[h], inv[h + 1]); break;
+        case 2: WeightedSum<2>(o, hd, e, h, d0, vw, ctx, inv[h], inv[h + 1]); break;
+        case 1: WeightedSum<1>(o, hd, e, h, d0, vw, ctx, inv[h], inv[h + 1]); break;
+        default: break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void Attend(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const float* k, const float* v,
+            int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
+            float* scratch) {
+  if (n_q == kHeads && hd % 8 == 0) {
+    for (int t = 0; t < n_tok; t += 2) {
+      AttendHeads8(out + t * ldq, q + t * ldq, ldq, std::min(2, n_tok - t), k, v, kv_dim, block_table, block_size,
+                   ctx0 + t, hd, scale, scratch);
+    }
+    return;
+  }
+  for (int t = 0; t < n_tok; ++t) {
+    AttendOne(out + t * ldq, q + t * ldq, n_q, k, v, kv_dim, block_table, block_size, ctx0 + t, hd, scale, scratch);
   }
 }
 

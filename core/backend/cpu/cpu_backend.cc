@@ -305,31 +305,34 @@ void CpuBackend::StoreKv(const KvLayerView& kv, const float* k, const float* v, 
 
 void CpuBackend::Attention(float* out, const float* q, const KvLayerView& kv, const Batch& batch,
                            const AttentionShape& shape) {
-  const int n_tokens = batch.n_tokens();
   const int hd = shape.head_dim;
   const int q_dim = shape.n_heads * hd;
   const int group = shape.n_heads / shape.n_kv_heads;
+  // Runs of up to kAttendRun consecutive tokens of one sequence: the kernel shares each K row
+  // between a run's tokens (a token's bits do not depend on its run).
+  constexpr int kAttendRun = 2;
+  attend_runs_.clear();
   int max_ctx = 0;
-  for (const SeqStep& s : batch.seqs) max_ctx = std::max(max_ctx, s.end_pos());
-  ReserveScratch(static_cast<size_t>(group) * max_ctx);
-  // One task per (token, KV head): the group of query heads sharing that KV head reads each K/V
+  for (const SeqStep& s : batch.seqs) {
+    max_ctx = std::max(max_ctx, s.end_pos());
+    for (int i = 0; i < s.n_tokens; i += kAttendRun)
+      attend_runs_.push_back({s.first_token + i, std::min(kAttendRun, s.n_tokens - i), &s});
+  }
+  ReserveScratch(cpu::AttendScratch(kAttendRun, group, max_ctx, hd));
+  // One task per (run, KV head): the group of query heads sharing that KV head reads each K/V
   // row once.
-  pool_.ParallelFor(
-      static_cast<int64_t>(n_tokens) * shape.n_kv_heads, 1, [&](int64_t t0, int64_t t1, int thread) {
-        float* att = scratch_[thread].data();
-        for (int64_t task = t0; task < t1; ++task) {
-          const int t = static_cast<int>(task / shape.n_kv_heads),
-                    kvh = static_cast<int>(task % shape.n_kv_heads);
-          // The sequence this token belongs to: the last one starting at or before it.
-          const auto it = std::upper_bound(batch.seqs.begin(), batch.seqs.end(), t,
-                                           [](int tok, const SeqStep& s) { return tok < s.first_token; });
-          const SeqStep& seq = *(it - 1);
-          const int ctx = batch.positions[t] + 1;  // causal: positions 0..pos
-          const int64_t head0 = static_cast<int64_t>(t) * q_dim + static_cast<int64_t>(kvh) * group * hd;
-          kernels_.attend(out + head0, q + head0, group, kv.k + kvh * hd, kv.v + kvh * hd, kv.kv_dim,
-                          seq.block_table, kv.block_size, ctx, hd, shape.scale, att);
-        }
-      });
+  const int64_t n_kv = shape.n_kv_heads;
+  pool_.ParallelFor(static_cast<int64_t>(attend_runs_.size()) * n_kv, 1, [&](int64_t t0, int64_t t1, int thread) {
+    float* att = scratch_[thread].data();
+    for (int64_t task = t0; task < t1; ++task) {
+      const AttendRun& run = attend_runs_[task / n_kv];
+      const int kvh = static_cast<int>(task % n_kv);
+      const int ctx0 = batch.positions[run.token] + 1;  // causal: positions 0..pos
+      const int64_t head0 = static_cast<int64_t>(run.token) * q_dim + static_cast<int64_t>(kvh) * group * hd;
+      kernels_.attend(out + head0, q + head0, q_dim, run.n, group, kv.k + kvh * hd, kv.v + kvh * hd, kv.kv_dim,
+                      run.seq->block_table, kv.block_size, ctx0, hd, shape.scale, att);
+    }
+  });
 }
 
 void CpuBackend::GatherRows(float* out, const float* x, const int32_t* rows, int n, int dim) {

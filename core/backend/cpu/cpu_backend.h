@@ -89,6 +89,12 @@ class CpuBackend final : public Backend {
   std::vector<float> q8_d_;
   std::vector<uint8_t> q8_abs_;
   std::vector<std::unique_ptr<Buffer>> weights_;  // repacked weights
+  struct AttendRun {
+    int32_t token;  // first token (batch row)
+    int32_t n;      // consecutive tokens of seq from there
+    const SeqStep* seq;
+  };
+  std::vector<AttendRun> attend_runs_;  // the current Attention's runs (kept: no allocation per step)
 };
 
 }  // namespace strata

@@ -70,17 +70,24 @@ struct Kernels {
   void (*matmul_q8)(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
                     KernelScratch scratch);
 
-  // Causal attention of one token for `n_q` query heads that share one KV head:
-  // out[h * hd ..] = softmax(scale · q_h · K[0..ctx)ᵀ) · V[0..ctx) for h < n_q, with K/V rows of
-  // position p at k + slot(p) * kv_dim (kv_off already added), slot from the block table.
-  // scratch holds n_q * ctx floats.
-  void (*attend)(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
-                 const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale,
+  // Causal attention of n_tok consecutive tokens of one sequence for the `n_q` query heads that
+  // share one KV head; token j sees positions [0, ctx0 + j): out[j * ldq + h * hd ..] =
+  // softmax(scale · q_jh · K[0..ctx0 + j)ᵀ) · V[0..ctx0 + j) for h < n_q, with q_jh at
+  // q + j * ldq + h * hd and the K/V rows of position p at k + slot(p) * kv_dim (kv_off already
+  // added), slot from the block table. A token's result does not depend on n_tok.
+  // scratch holds AttendScratch(n_tok, n_q, ctx0, hd) floats.
+  void (*attend)(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const float* k, const float* v,
+                 int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
                  float* scratch);
 
   // out[i] = silu(gate[i]) * up[i].
   void (*swiglu)(float* out, const float* gate, const float* up, int64_t count);
 };
+
+// Floats of scratch `attend` needs (any kernel table).
+inline size_t AttendScratch(int n_tok, int n_q, int ctx0, int hd) {
+  return static_cast<size_t>(n_tok) * n_q * (static_cast<size_t>(ctx0) + n_tok + hd);
+}
 
 // The kernel table for `isa` (kAuto resolved first).
 const Kernels& GetKernels(Isa isa);

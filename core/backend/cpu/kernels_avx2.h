@@ -23,8 +23,9 @@ void MatMulFloatGroups(float* out, int64_t ldo, const float* x, int64_t ldx, int
 // MatMulQ8 for a weight in Layout::kQ8_0Groups8 (q8_groups.h).
 void MatMulQ8Groups(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
                     KernelScratch scratch);
-void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
-            const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch);
+void Attend(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const float* k, const float* v,
+            int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
+            float* scratch);
 void SwiGlu(float* out, const float* gate, const float* up, int64_t count);
 
 }  // namespace strata::cpu::avx2

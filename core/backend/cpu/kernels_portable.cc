@@ -78,8 +78,8 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
   }
 }
 
-void Attend(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
-            const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
+void AttendOne(float* out, const float* q, int n_q, const float* k, const float* v, int64_t kv_dim,
+               const int32_t* block_table, int32_t block_size, int ctx, int hd, float scale, float* scratch) {
   for (int h = 0; h < n_q; ++h) {
     const float* qh = q + h * hd;
     float* att = scratch + static_cast<int64_t>(h) * ctx;
@@ -104,6 +104,13 @@ void Attend(float* out, const float* q, int n_q, const float* k, const float* v,
       for (int d = 0; d < hd; ++d) oh[d] += a * vp[d];
     }
   }
+}
+
+void Attend(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const float* k, const float* v,
+            int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
+            float* scratch) {
+  for (int t = 0; t < n_tok; ++t)
+    AttendOne(out + t * ldq, q + t * ldq, n_q, k, v, kv_dim, block_table, block_size, ctx0 + t, hd, scale, scratch);
 }
 
 void SwiGlu(float* out, const float* gate, const float* up, int64_t count) {
