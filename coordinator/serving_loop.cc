@@ -162,6 +162,7 @@ void ServingLoop::BuildStep(const std::vector<ScheduledSeq>& step, CoordinatorMe
     sp->set_seed(p.seed);
     s->set_draw_index(seq.generated());
     s->set_top_logprobs(active_.at(seq.id)->request.top_logprobs);
+    s->set_skip_logprob(!active_.at(seq.id)->request.logprobs);
     const bool penalties = (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) &&
                            p.penalty_last_n != 0;
     if (penalties) {

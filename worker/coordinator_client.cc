@@ -92,7 +92,7 @@ class StepRunner {
       std::vector<int32_t>& history = histories_[sampled];
       history.assign(s.recent_tokens().begin(), s.recent_tokens().end());
       rows_.push_back({&sampler, &history, history.size() - std::min<size_t>(history.size(), s.recent_generated()),
-                       std::min(s.top_logprobs(), 20)});
+                       std::min(s.top_logprobs(), 20), !s.skip_logprob()});
       ++sampled;
     }
     STRATA_RETURN_IF_ERROR(executor_->Step(batch_, rows_, &out_));

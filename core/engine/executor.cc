@@ -1,5 +1,7 @@
 #include "core/engine/executor.h"
 
+#include <limits>
+
 namespace strata {
 
 void StepExecutor::SampleRows(Backend* backend, const float* logits, int32_t n_vocab,
@@ -11,7 +13,7 @@ void StepExecutor::SampleRows(Backend* backend, const float* logits, int32_t n_v
       const SampleRequest& q = rows[r];
       (*out)[r].id = q.sampler->Sample(logits + r * static_cast<size_t>(n_vocab), n_vocab, *q.history,
                                        q.generated_begin);
-      (*out)[r].logprob = q.sampler->ChosenLogprob();
+      (*out)[r].logprob = q.logprob ? q.sampler->ChosenLogprob() : std::numeric_limits<float>::quiet_NaN();
       if (q.top_logprobs > 0) top_[r] = q.sampler->TopLogprobs(q.top_logprobs);
       else top_[r].clear();
     }

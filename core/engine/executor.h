@@ -22,6 +22,7 @@ struct SampleRequest {
   const std::vector<int32_t>* history = nullptr;  // prompt + generated
   size_t generated_begin = 0;                     // history[generated_begin...] are generated
   int32_t top_logprobs = 0;                       // alternatives to report (top_logprobs())
+  bool logprob = true;  // report the sampled token's logprob (false: NaN, one pass over the vocabulary saved)
 };
 
 struct SampledToken {
