@@ -95,6 +95,8 @@ class CpuBackend final : public Backend {
     const SeqStep* seq;
   };
   std::vector<AttendRun> attend_runs_;  // the current Attention's runs (kept: no allocation per step)
+  float rope_base_ = 0.0f;              // Rope's base^(-2j / rot_dim) for this base, j < rot_dim / 2
+  std::vector<double> rope_inv_freq_;
 };
 
 }  // namespace strata
