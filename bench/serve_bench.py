@@ -13,7 +13,8 @@ With --ratio-only, each batched run is followed by a prefill window of comparabl
 each adjacent pair gives two ratios: by window counts (tokens / window time on both sides) and by
 medians (N / median decode step against prompt / median time to first token, which one slow spell
 of this shared machine inside a window does not move); the median of each over the pairs is
-printed. Many short pairs (e.g. --decode-reps 6 --decode-tokens 64) beat a few long ones here. Needs Debian's python3-grpcio; the
+printed, and each pair's decode steps as p10/p50/p90/max (their spread on identical work is the
+machine's). Many short pairs (e.g. --decode-reps 6 --decode-tokens 64) beat a few long ones here. Needs Debian's python3-grpcio; the
 stubs are generated from proto/ into a temp dir with protoc and grpc_python_plugin.
 """
 import argparse
@@ -168,7 +169,8 @@ def batched_decode(a, one, firsts):
                 # Each side is also taken by its median (N / median step, prompt / median time to
                 # first token), which a slow spell inside one window does not move.
                 pre_mean, pre_median = prefill_window(a, one, 0.5 * (end - start), 100 + 10 * rep, firsts)
-                pairs.append((inside / (end - start), pre_mean, n / statistics.median(steps), pre_median))
+                pairs.append((inside / (end - start), pre_mean, n / statistics.median(steps), pre_median,
+                              (pct(steps, 10), statistics.median(steps), pct(steps, 90), max(steps))))
         cxx = float("nan")
         cxx_pair = None  # --ratio-only: (strata bench tok/s, prefill tok/s of the window right after)
         strata = os.path.join(a.bin, "strata")
@@ -184,15 +186,16 @@ def batched_decode(a, one, firsts):
                     cxx_pair = (cxx, prefill_window(a, one, 20.0, 200, firsts)[1])
         prefill_rate = a.prefill_tokens / min(firsts)  # the best prefill so far, windows included
         print(f"{n:>7} {rate:30.1f} {rate / prefill_rate:16.2f} {cxx:26.1f} {cxx / prefill_rate:16.2f}")
-        for i, (b, p, bm, pm) in enumerate(pairs):
+        for i, (b, p, bm, pm, st) in enumerate(pairs):
             print(f"  pair {i + 1}: batched {b:.1f} tok/s, prefill window after it {p:.1f} tok/s, ratio {b / p:.2f}; "
-                  f"by medians {bm:.1f} / {pm:.1f} = {bm / pm:.2f}")
+                  f"by medians {bm:.1f} / {pm:.1f} = {bm / pm:.2f}; decode steps p10/p50/p90/max "
+                  f"{'/'.join(f'{1000 * x:.0f}' for x in st)} ms")
         if cxx_pair:
             print(f"  strata bench: {cxx_pair[0]:.1f} tok/s (N / median step), prefill window after it "
                   f"{cxx_pair[1]:.1f} tok/s (by its median), ratio {cxx_pair[0] / cxx_pair[1]:.2f}")
         if pairs:
-            for what, rs in (("window counts", [b / p for b, p, _, _ in pairs]),
-                             ("medians", [bm / pm for _, _, bm, pm in pairs])):
+            for what, rs in (("window counts", [b / p for b, p, _, _, _ in pairs]),
+                             ("medians", [bm / pm for _, _, bm, pm, _ in pairs])):
                 rs = sorted(rs)
                 print(f"  adjacent pairs, {what}: median ratio {statistics.median(rs):.2f} (of {len(rs)}; "
                       f"range {rs[0]:.2f}-{rs[-1]:.2f})")
