@@ -58,10 +58,16 @@ __attribute__((always_inline)) inline void K4Step(__m256i (&isum)[MT][NG], const
 // group). kPrefetch: the groups come from memory (decode), so each stream is prefetched ahead.
 // kUnroll: the k4 loop unrolled 8 times (decode, where its overhead showed: 47 against 32 GB/s
 // from cache) or twice (prefill: unrolled 8 times the 1 × 3 tile spilled, 30% slower).
-// pf, pf_lines: lines to prefetch into L2 on the side (prefill: the next panel's), one per block.
+// Lines to prefetch into L2 on the side of a tile (prefill: the next panel's), one per block.
+struct SidePrefetch {
+  const char* at = nullptr;
+  int64_t lines = 0;
+};
+
+// side: lines prefetched on the side, one per block.
 template <int MT, int NG, bool kPrefetch, int kUnroll = 2>
 void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0, int64_t gstride, int64_t nb,
-          int64_t ostride, int lane0 = 0, int lane1 = kQ8GroupRows, const char* pf = nullptr, int64_t pf_lines = 0) {
+          int64_t ostride, int lane0 = 0, int lane1 = kQ8GroupRows, SidePrefetch side = {}) {
   const __m256i ones = _mm256_set1_epi16(1);
   const int8_t* const xq = x.row_qs(i0);
   const uint8_t* const xa = x.row_abs(i0);
@@ -72,7 +78,7 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0
     for (int j = 0; j < NG; ++j) acc[i][j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* const qb = g0 + Q8GroupQuantsAt(b);
-    if (b < pf_lines) _mm_prefetch(pf + b * 64, _MM_HINT_T1);
+    if (b < side.lines) _mm_prefetch(side.at + b * 64, _MM_HINT_T1);
     if (kPrefetch) {  // one line per 64 bytes read, spread over the blocks, kPrefetchBytes ahead
       for (int j = 0; j < NG; ++j) {
         const char* p = reinterpret_cast<const char*>(qb + j * gstride + kPrefetchBytes);
@@ -149,25 +155,22 @@ void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int8_t* w, i
     const int pf_from = std::max(0, n - kPrefetchPasses);
     const int64_t tiles = (n - pf_from) * ((pend - p + 2) / 3), per_tile = std::min(nb, (lines + tiles - 1) / tiles);
     int64_t line = 0;
-    auto share = [&](int i) {
+    auto share = [&](int i) {  // the next tile's lines
       const int64_t k = i < pf_from ? 0 : std::min(per_tile, lines - line);
       line += k;
-      return k;
+      return SidePrefetch{pf + (line - k) * 64, k};
     };
     for (int i = 0; i < n; ++i) {
       int64_t g = p;
       for (; g + 3 <= pend; g += 3) {
-        const char* const at = pf + line * 64;
         Tile<1, 3, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
-                          kQ8GroupRows, at, share(i));
+                          kQ8GroupRows, share(i));
       }
       if (pend - g == 2) {
-        const char* const at = pf + line * 64;
         Tile<1, 2, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
-                          kQ8GroupRows, at, share(i));
+                          kQ8GroupRows, share(i));
       } else if (pend - g == 1) {
-        const char* const at = pf + line * 64;
-        Tile<1, 1, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, 0, nb, 0, 0, kQ8GroupRows, at,
+        Tile<1, 1, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, 0, nb, 0, 0, kQ8GroupRows,
                           share(i));
       }
     }
