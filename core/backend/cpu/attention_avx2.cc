@@ -169,32 +169,16 @@ void AttendOne(float* out, const float* q, int n_q, const float* k, const float*
 
 constexpr int kHeads = 8;
 
-// Walks the rows of positions 0, 1, 2, ... through the block table (the next block's entry is
-// read only when a row of it is asked for: the table may end with the last position).
-class RowWalker {
- public:
-  RowWalker(const float* base, int64_t kv_dim, const int32_t* table, int32_t block_size)
-      : base_(base), kv_dim_(kv_dim), table_(table), block_size_(block_size),
-        row_(base + static_cast<int64_t>(table[0]) * block_size * kv_dim) {}
-  const float* row() {
-    if (off_ == block_size_) {
-      off_ = 0;
-      row_ = base_ + static_cast<int64_t>(table_[++blk_]) * block_size_ * kv_dim_;
-    }
-    return row_;
+// The K (or V) rows of one KV head through a sequence's block table, for ForEachRow.
+struct KvRows {
+  const float* base;
+  int64_t kv_dim;
+  const int32_t* block_table;
+  int32_t block_size;
+  template <class F>
+  void ForEach(int n, F&& f) const {
+    ForEachRow(base, kv_dim, block_table, block_size, n, f);
   }
-  void Next() {
-    ++off_;
-    row_ += kv_dim_;
-  }
-
- private:
-  const float* base_;
-  int64_t kv_dim_;
-  const int32_t* table_;
-  int32_t block_size_;
-  int32_t blk_ = 0, off_ = 0;
-  const float* row_;
 };
 
 // Scores of T tokens at NP positions: s[t][(p + i) · 8 + h] = (Σ_d qT[t][d · 8 + h] · k_i[d]) ·
@@ -220,18 +204,18 @@ inline void Scores(float* s, int64_t s_stride, const float* qT, int64_t qT_strid
 
 // Scores of T tokens over positions [0, n): NP at a time, then one by one (the same chains).
 template <int T, int NP>
-void ScoresAll(float* s, int64_t s_stride, const float* qT, int64_t qT_stride, RowWalker k, int n, int hd,
+void ScoresAll(float* s, int64_t s_stride, const float* qT, int64_t qT_stride, const KvRows& k, int n, int hd,
                __m256 scale) {
   const float* rows[NP];
-  int p = 0;
-  for (; p + NP <= n; p += NP) {
-    for (int i = 0; i < NP; ++i, k.Next()) rows[i] = k.row();
-    Scores<T, NP>(s, s_stride, qT, qT_stride, rows, hd, scale, p);
-  }
-  for (; p < n; ++p, k.Next()) {
-    rows[0] = k.row();
-    Scores<T, 1>(s, s_stride, qT, qT_stride, rows, hd, scale, p);
-  }
+  int pending = 0;
+  k.ForEach(n, [&](int p, const float* row) {
+    rows[pending++] = row;
+    if (pending == NP) {
+      Scores<T, NP>(s, s_stride, qT, qT_stride, rows, hd, scale, p - (NP - 1));
+      pending = 0;
+    }
+  });
+  for (int i = 0; i < pending; ++i) Scores<T, 1>(s, s_stride, qT, qT_stride, rows + i, hd, scale, n - pending + i);
 }
 
 // Softmax over positions [0, ctx) of one token's scores (8 heads a row), in place: e = Exp(s - m);
@@ -251,18 +235,19 @@ inline __m256 Softmax(float* s, int ctx) {
 // out[h · hd + d0 ..] for heads h, h + 1 and NV vectors of dimensions from d0: Σ_p e_p · v_p, one
 // FMA chain per lane in increasing p (2 · NV chains; each V load serves both heads).
 template <int NV>
-void WeightedSum(float* out, int hd, const float* e, int h, int d0, RowWalker v, int ctx, float inv0, float inv1) {
+void WeightedSum(float* out, int hd, const float* e, int h, int d0, const KvRows& v, int ctx, float inv0,
+                 float inv1) {
   __m256 a0[NV], a1[NV];
   for (int c = 0; c < NV; ++c) a0[c] = a1[c] = _mm256_setzero_ps();
-  for (int p = 0; p < ctx; ++p, v.Next()) {
-    const float* vp = v.row() + d0;
+  v.ForEach(ctx, [&](int p, const float* row) {
+    const float* vp = row + d0;
     const __m256 b0 = _mm256_broadcast_ss(e + p * kHeads + h), b1 = _mm256_broadcast_ss(e + p * kHeads + h + 1);
     for (int c = 0; c < NV; ++c) {
       const __m256 vv = _mm256_loadu_ps(vp + 8 * c);
       a0[c] = _mm256_fmadd_ps(b0, vv, a0[c]);
       a1[c] = _mm256_fmadd_ps(b1, vv, a1[c]);
     }
-  }
+  });
   for (int c = 0; c < NV; ++c) {
     _mm256_storeu_ps(out + h * hd + d0 + 8 * c, _mm256_mul_ps(a0[c], _mm256_set1_ps(inv0)));
     _mm256_storeu_ps(out + (h + 1) * hd + d0 + 8 * c, _mm256_mul_ps(a1[c], _mm256_set1_ps(inv1)));
@@ -281,7 +266,7 @@ void AttendHeads8(float* out, const float* q, int64_t ldq, int n_tok, const floa
     for (int h = 0; h < kHeads; ++h)
       for (int d = 0; d < hd; ++d) qT[t * qT_stride + d * kHeads + h] = q[t * ldq + h * hd + d];
   const __m256 sc = _mm256_set1_ps(scale);
-  const RowWalker kw(k, kv_dim, block_table, block_size), vw(v, kv_dim, block_table, block_size);
+  const KvRows kw{k, kv_dim, block_table, block_size}, vw{v, kv_dim, block_table, block_size};
   if (n_tok == 2) {
     ScoresAll<2, 4>(s, s_stride, qT, qT_stride, kw, n_pos, hd, sc);
   } else {
