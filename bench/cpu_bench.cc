@@ -7,7 +7,8 @@
 // For each thread count it first measures the machine: memory read bandwidth (a STREAM-like sum
 // over a 1 GiB array in huge pages, split over the threads, each reading its part as 1, 2 or 4
 // far-apart streams, with or without software prefetch, or 4 adjacent 8 KiB ones, or as an F32
-// weight times one vector through the decode kernel: the best) and peak fp32 FMA throughput
+// weight times one vector through the decode kernels, in the row layout and in the engine's
+// groups of 16 rows: the best) and peak fp32 FMA throughput
 // (independent FMA chains held in registers). Then, for each model (in a child process, so that
 // peak resident memory is the model's own), it times through the public engine API
 // (LoadModelBundle, KvCache, Model::Forward):
@@ -22,11 +23,16 @@
 //   --q8-groups 0: Q8_0 weights multiplied in the file's layout, not repacked (A/B comparisons).
 //   --float-groups 0: the same for F32 and F16 weights.
 // The machine is measured again before and after each rep's decode and prefill (by the parent,
-// while the child waits), and each rep is set against the better of the measurements just before
-// and just after it: a row's "of BW" and "of pk" are the median of its reps' fractions (each rep's
-// is printed below the row); its tokens/s, GB/s and GFLOP/s are the best rep's. Last, decode's
-// scaling across thread counts is printed beside the read bandwidth's own. Not a test: nothing
-// is asserted.
+// while the child waits), and each rep's prefill is set against the better FMA peak of the
+// measurements just before and just after it. Decode is set against the read bandwidth of the
+// same moments: after every decode step the parent reads its 1 GiB array once (the patterns in
+// turn), and the rep's decode bytes/s is compared with the best pattern's mean bytes/s over the
+// rep. (This machine's passes spread by ±10-20% within seconds, so the best single pass of the
+// 28 measured around a rep, which the bench used until 2026-11-30, sits well above what any read
+// sustains; that figure is printed too.) A row's "of BW" and "of pk" are the median of its reps'
+// fractions (each rep's is printed below the row); its tokens/s, GB/s and GFLOP/s are the best
+// rep's. Last, decode's scaling across thread counts is printed beside the read bandwidth's own.
+// Not a test: nothing is asserted.
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -44,6 +50,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -124,67 +131,92 @@ bool HaveAvx2() {
 #endif
 }
 
-// Bytes/s reading a 1 GiB array with `threads` threads, each summing its own contiguous part in
-// each of the patterns of SumAvx2; the best pass of all. The array asks for transparent huge
-// pages, as a model's weights get when the page cache holds them in huge pages (FileHugePages):
-// with 4 KiB pages the TLB misses held the read ~25% below what decode itself reached.
-double ReadBandwidth(int threads, int reps) {
-  const int64_t n = int64_t{1} << 28;  // floats = 1 GiB
-  constexpr size_t kHuge = size_t{2} << 20;
-  float* data = static_cast<float*>(std::aligned_alloc(kHuge, n * sizeof(float)));
-  madvise(data, n * sizeof(float), MADV_HUGEPAGE);  // a hint: without THP the read is just slower
-  ThreadPool pool(threads);
-  pool.ParallelFor(threads, 1, [&](int64_t t0, int64_t t1, int) {  // touch the pages in parallel
-    for (int64_t t = t0; t < t1; ++t)
-      for (int64_t i = t * (n / threads); i < (t + 1) * (n / threads); ++i) data[i] = 1.0f;
-  });
-  volatile float sink = 0;
-  double best = 0;
-  const int64_t per_thread = n / threads;
-  struct Pattern {
-    int streams;
-    int64_t gap;
-    int64_t prefetch;  // floats ahead, 0 = none
-  };
-  for (const Pattern pat : {Pattern{1, per_thread, 0}, Pattern{2, per_thread / 2, 0}, Pattern{4, per_thread / 4, 0},
-                            Pattern{4, 2048, 0}, Pattern{2, per_thread / 2, 512}, Pattern{4, per_thread / 4, 512}}) {
-    for (int r = 0; r < reps + 1; ++r) {  // the first pass warms up
-      std::vector<float> part(threads);
-      const double t0 = Now();
-      pool.ParallelFor(threads, 1, [&](int64_t a, int64_t b, int) {
+// A 1 GiB array read by `threads` threads, each summing its own contiguous part, in one of
+// kPatterns ways. The array asks for transparent huge pages, as a model's weights get when the
+// page cache holds them in huge pages (FileHugePages): with 4 KiB pages the TLB misses held the
+// read ~25% below what decode itself reached. Allocated and touched once per thread count.
+class ReadArray {
+ public:
+  static constexpr int kPatterns = 8;
+
+  explicit ReadArray(int threads) : threads_(threads), backend_(CpuBackendOptions{threads}) {
+    data_ = static_cast<float*>(std::aligned_alloc(kHuge, kFloats * sizeof(float)));
+    madvise(data_, kFloats * sizeof(float), MADV_HUGEPAGE);  // a hint: without THP the read is just slower
+    // Not in the model's child processes: their peak resident memory is the model's alone.
+    madvise(data_, kFloats * sizeof(float), MADV_DONTFORK);
+    backend_.HostParallelFor(threads, [&](int64_t t0, int64_t t1) {  // touch the pages in parallel
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t i = t * (kFloats / threads); i < (t + 1) * (kFloats / threads); ++i) data_[i] = 1.0f;
+    });
+  }
+  ~ReadArray() { std::free(data_); }
+  ReadArray(const ReadArray&) = delete;
+  ReadArray& operator=(const ReadArray&) = delete;
+
+  static constexpr double Bytes() { return kFloats * sizeof(float); }
+
+  // Seconds of one pass over the whole array. Patterns 0-5: a sum (SumAvx2) as 1, 2 or 4
+  // far-apart streams, 4 adjacent 8 KiB ones, or 2 or 4 far-apart streams with a software
+  // prefetch. Patterns 6 and 7, the decode kernels' own reads: the array as one F32 weight (2048
+  // columns) times one vector, in the file's row layout and in the groups of 16 rows the engine
+  // loads F32 and F16 weights into (float_groups.h; the array's bytes read as such, all ones, no
+  // copy). Here these often read faster than any plain sum, so they are patterns too.
+  double Pass(int pattern) {
+    const int64_t per_thread = kFloats / threads_;
+    struct Pattern {
+      int streams;
+      int64_t gap;
+      int64_t prefetch;  // floats ahead, 0 = none
+    };
+    constexpr int kSums = 6;
+    const Pattern pats[kSums] = {{1, per_thread, 0},         {2, per_thread / 2, 0},
+                                         {4, per_thread / 4, 0},     {4, 2048, 0},
+                                         {2, per_thread / 2, 512},   {4, per_thread / 4, 512}};
+    const double t0 = Now();
+    if (pattern < kSums) {
+      const Pattern pat = pats[pattern];
+      std::vector<float> part(threads_);
+      backend_.HostParallelFor(threads_, [&](int64_t a, int64_t b) {
         for (int64_t t = a; t < b; ++t) {
-          const float* p = data + t * (n / threads);
+          const float* p = data_ + t * per_thread;
 #if defined(__x86_64__)
           part[t] = HaveAvx2() ? SumAvx2(p, per_thread, pat.streams, pat.gap, pat.prefetch) : SumPortable(p, per_thread);
 #else
-          part[t] = SumPortable(p, n / threads);
+          part[t] = SumPortable(p, per_thread);
 #endif
         }
       });
-      const double dt = Now() - t0;
-      for (float s : part) sink = sink + s;
-      if (r > 0) best = std::max(best, n * sizeof(float) / dt);
+      for (float v : part) sink_ = sink_ + v;
+    } else {
+      constexpr int64_t kCols = 2048;  // kFloats / kCols rows: a multiple of 16
+      const bool groups = pattern == 7 && backend_.isa() == cpu::Isa::kAvx2;  // only AVX2 reads groups
+      const Tensor w{DType::kF32, kFloats / kCols, kCols, data_, groups ? Layout::kFloatGroups16 : Layout::kRows};
+      std::vector<float> x(kCols, 1.0f / kCols), out(kFloats / kCols);
+      backend_.MatMul(out.data(), x.data(), w, 1);
+      sink_ = sink_ + out[0];
     }
+    return Now() - t0;
   }
-  // The decode kernel's own read: the array as one F32 weight (2048 columns) times one vector.
-  // Here it often reads faster than any plain sum, so it is a pattern too: the figure is the
-  // fastest read of the array this machine gave in this run, whatever the pattern.
-  {
-    constexpr int64_t kCols = 2048;
-    CpuBackend backend(CpuBackendOptions{threads});
-    const Tensor w{DType::kF32, n / kCols, kCols, data};
-    std::vector<float> x(kCols, 1.0f / kCols), out(n / kCols);
-    for (int r = 0; r < reps + 1; ++r) {
-      const double t0 = Now();
-      backend.MatMul(out.data(), x.data(), w, 1);
-      const double dt = Now() - t0;
-      sink = sink + out[0];
-      if (r > 0) best = std::max(best, n * sizeof(float) / dt);
-    }
+
+  // Bytes/s of the best pass of all patterns, `reps` passes each after one to warm up.
+  double Best(int reps) {
+    double best = 0;
+    for (int p = 0; p < kPatterns; ++p)
+      for (int r = 0; r < reps + 1; ++r) {
+        const double dt = Pass(p);
+        if (r > 0) best = std::max(best, Bytes() / dt);
+      }
+    return best;
   }
-  std::free(data);
-  return best;
-}
+
+ private:
+  static constexpr int64_t kFloats = int64_t{1} << 28;  // 1 GiB
+  static constexpr size_t kHuge = size_t{2} << 20;
+  const int threads_;
+  CpuBackend backend_;
+  float* data_ = nullptr;
+  volatile float sink_ = 0;
+};
 
 // fp32 FLOP/s of register-resident FMAs on `threads` threads.
 double PeakFlops(int threads, int reps) {
@@ -213,6 +245,12 @@ struct Machine {
   double bw = 0, peak = 0;
 };
 
+// One pass over the parent's 1 GiB array, between two decode steps.
+struct Pass {
+  int pattern = 0;
+  double seconds = 0;
+};
+
 constexpr int kMaxReps = 16;
 
 struct ModelFigures {
@@ -222,6 +260,10 @@ struct ModelFigures {
   // fraction of the FMA peak. `reps_run` of them.
   int reps_run = 0;
   double decode_of_bw[kMaxReps] = {}, prefill_of_peak[kMaxReps] = {};
+  // Each rep's decode against the read bandwidth of the same moments: one pass over the 1 GiB
+  // array after every decode step, the patterns in turn; the best pattern's mean over the rep
+  // (its bytes over its passes' time), and that figure.
+  double decode_of_same[kMaxReps] = {}, same_bw[kMaxReps] = {};
   Machine best_around;  // the best bandwidth and peak measured around this model's reps
   double batch_tps = 0, batch_one_row_tps = 0;  // --batch N: N sequences decoding together
   double decode_bytes = 0;   // weight bytes read per decode token
@@ -258,8 +300,10 @@ double Median(std::vector<double> v) {
 
 // `measure` has the machine measured now (by the parent process, so that its 1 GiB array does not
 // count in this process's peak resident memory).
+// `pass` has the parent read its array once now, while this process waits.
 bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
-              int reps, const std::function<Machine()>& measure, ModelFigures* f) {
+              int reps, const std::function<Machine()>& measure, const std::function<Pass()>& pass,
+              ModelFigures* f) {
   CpuBackend backend(bo);
   ModelOptions mo;
   mo.max_batch_tokens = std::max({n_prompt, 16, n_batch, 64 * std::min(n_batch, kPrefillGroup)});
@@ -325,14 +369,24 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
     batch.AddSequence(prompt.data(), static_cast<int32_t>(prompt.size()), 0, blocks_a, block, true);
     if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
     int32_t tok = Argmax(logits, c.n_vocab);
-    const double t0 = Now();
+    double decode_secs = 0, pass_secs[ReadArray::kPatterns] = {};
+    int passes[ReadArray::kPatterns] = {};
     for (int i = 0; i < n_decode; ++i) {
+      const double t0 = Now();
       batch.Clear();
       batch.AddSequence(&tok, 1, static_cast<int32_t>(prompt.size()) + i, blocks_a, block, true);
       if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
       tok = Argmax(logits, c.n_vocab);
+      decode_secs += Now() - t0;
+      const Pass p = pass();
+      pass_secs[p.pattern] += p.seconds;
+      ++passes[p.pattern];
     }
-    const double decode_tps = n_decode / (Now() - t0);
+
+    const double decode_tps = n_decode / decode_secs;
+    double same_bw = 0;
+    for (int p = 0; p < ReadArray::kPatterns; ++p)
+      if (passes[p] > 0) same_bw = std::max(same_bw, passes[p] * ReadArray::Bytes() / pass_secs[p]);
     f->decode_tps = std::max(f->decode_tps, decode_tps);
     const Machine mid = measure();
     note(mid);
@@ -350,6 +404,8 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
     note(after);
     if (r < kMaxReps) {
       f->decode_of_bw[r] = f->decode_bytes * decode_tps / std::max(before.bw, mid.bw);
+      f->same_bw[r] = same_bw;
+      f->decode_of_same[r] = same_bw > 0 ? f->decode_bytes * decode_tps / same_bw : 0;
       const double peak = std::max(mid.peak, after.peak);
       f->prefill_of_peak[r] = peak > 0 ? f->prefill_flops * prefill_tps / n_prompt / peak : 0;
       f->reps_run = r + 1;
@@ -414,10 +470,12 @@ bool WriteAll(int fd, const void* p, size_t n) {
 }
 
 // Runs RunModel in a child process so that VmHWM is this model's alone. The child asks this
-// process to measure the machine between its reps ('m' on the pipe, answered with a Machine),
-// then sends 'r' and its figures.
+// process to measure the machine between its reps ('m' on the pipe, answered with a Machine) and
+// to read its array once between decode steps ('p', answered with a Pass), then sends 'r' and
+// its figures.
 bool RunModelIsolated(const std::string& path, const CpuBackendOptions& bo, int n_decode, int n_prompt, int n_batch,
-                      int reps, const std::function<Machine()>& measure, ModelFigures* f) {
+                      int reps, const std::function<Machine()>& measure, const std::function<Pass()>& pass,
+                      ModelFigures* f) {
   int up[2], down[2];  // child -> parent, parent -> child
   if (pipe(up) != 0) return false;
   if (pipe(down) != 0) {
@@ -436,8 +494,14 @@ bool RunModelIsolated(const std::string& path, const CpuBackendOptions& bo, int 
       if (!WriteAll(up[1], &tag, 1) || !ReadAll(down[0], &m, sizeof(m))) _exit(1);
       return m;
     };
+    auto ask_pass = [&] {
+      Pass p;
+      const char tag = 'p';
+      if (!WriteAll(up[1], &tag, 1) || !ReadAll(down[0], &p, sizeof(p))) _exit(1);
+      return p;
+    };
     ModelFigures mine;
-    const bool ok = RunModel(path, bo, n_decode, n_prompt, n_batch, reps, ask, &mine);
+    const bool ok = RunModel(path, bo, n_decode, n_prompt, n_batch, reps, ask, ask_pass, &mine);
     const char tag = 'r';
     if (ok && !(WriteAll(up[1], &tag, 1) && WriteAll(up[1], &mine, sizeof(mine)))) _exit(1);
     _exit(ok ? 0 : 1);
@@ -449,6 +513,9 @@ bool RunModelIsolated(const std::string& path, const CpuBackendOptions& bo, int 
     if (tag == 'm') {
       const Machine m = measure();
       if (!WriteAll(down[1], &m, sizeof(m))) break;
+    } else if (tag == 'p') {
+      const Pass p = pass();
+      if (!WriteAll(down[1], &p, sizeof(p))) break;
     } else if (tag == 'r') {
       got = ReadAll(up[0], f, sizeof(*f));
       break;
@@ -526,45 +593,86 @@ int Main(int argc, char** argv) {
   // each rep is set against the better of the measurements just before and just after it: this
   // machine's bandwidth moves by 2x from one minute to the next, so a figure taken minutes away
   // compares the model with a different machine. A row's fraction is the median of its reps'.
-  auto measure = [](int t) { return Machine{ReadBandwidth(t, 3), PeakFlops(t, 3)}; };
-  std::vector<std::vector<double>> decode_tps(threads.size(), std::vector<double>(models.size(), 0));
-  std::vector<Machine> best(threads.size());  // per thread count: the best measured in the run
-  for (size_t ti = 0; ti < threads.size(); ++ti) {
+  //
+  // Decode is also set against the bandwidth of the same moments: after every decode step the
+  // parent reads its array once (the patterns in turn), and the rep's decode is compared with the
+  // best pattern's mean over the rep, so a slow or fast spell weighs on both alike. The best
+  // single pass measured around a rep is a maximum over 28 passes of a machine whose passes
+  // spread by ±10% within seconds, so even a kernel that reads exactly like the best pattern
+  // comes out ~10% under it; the same-moment figure compares means with means. Both are printed.
+  // Around each pass the parent sleeps 3 ms, longer than either process's pool spins before its
+  // workers sleep (ThreadPool::kSpinNs), so neither process's idle workers take a core from the
+  // other's work.
+  // Models outer, thread counts inner: a model's rows at 1 and 2 threads run minutes apart, not a
+  // whole run apart, so their ratio (decode scaling) compares nearly the same machine.
+  const size_t nt = threads.size();
+  std::vector<std::unique_ptr<ReadArray>> arrays;
+  std::vector<std::function<Machine()>> measures;
+  std::vector<std::function<Pass()>> passes;
+  std::vector<int> next_pattern(nt, 0);
+  for (size_t ti = 0; ti < nt; ++ti) {
     const int t = threads[ti];
-    best[ti] = measure(t);
-    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best of 7 read patterns), "
+    arrays.push_back(std::make_unique<ReadArray>(t));
+    ReadArray* array = arrays.back().get();
+    measures.push_back([array, t] { return Machine{array->Best(3), PeakFlops(t, 3)}; });
+    int* next = &next_pattern[ti];
+    passes.push_back([array, next] {
+      const auto quiet = std::chrono::nanoseconds(ThreadPool::kSpinNs + 1'000'000);
+      std::this_thread::sleep_for(quiet);
+      const Pass p{*next, array->Pass(*next)};
+      *next = (*next + 1) % ReadArray::kPatterns;
+      std::this_thread::sleep_for(quiet);
+      return p;
+    });
+  }
+  std::vector<Machine> best(nt);  // per thread count: the best measured in the run
+  for (size_t ti = 0; ti < nt; ++ti) {
+    best[ti] = measures[ti]();
+    std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best pass of 8 read patterns), "
                 "peak fp32 FMA %.1f GFLOP/s\n",
-                t, t == 1 ? "" : "s", best[ti].bw / 1e9, best[ti].peak / 1e9);
-    std::fflush(stdout);
-    for (size_t mi = 0; mi < models.size(); ++mi) {
+                threads[ti], threads[ti] == 1 ? "" : "s", best[ti].bw / 1e9, best[ti].peak / 1e9);
+  }
+  std::fflush(stdout);
+  // Per model and thread count: the best rep's decode tokens/s, and the mean over the reps of the
+  // bandwidth in the same moments.
+  std::vector<std::vector<double>> decode_tps(nt, std::vector<double>(models.size(), 0));
+  std::vector<std::vector<double>> same_bw(nt, std::vector<double>(models.size(), 0));
+  for (size_t mi = 0; mi < models.size(); ++mi) {
+    for (size_t ti = 0; ti < nt; ++ti) {
+      const int t = threads[ti];
       const std::string& m = models[mi];
       ModelFigures f;
       CpuBackendOptions bo{t};
       bo.q8_groups = q8_groups;
       bo.float_groups = float_groups;
-      const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, [t, &measure] { return measure(t); },
-                                       &f);
+      const bool ok = RunModelIsolated(m, bo, n_decode, n_prompt, n_batch, reps, measures[ti], passes[ti], &f);
       if (!ok) {
         std::printf("%s: failed\n", m.c_str());
         continue;
       }
       decode_tps[ti][mi] = f.decode_tps;
+      for (int r = 0; r < f.reps_run; ++r) same_bw[ti][mi] += f.same_bw[r] / f.reps_run;
       best[ti].bw = std::max(best[ti].bw, f.best_around.bw);
       const std::string name = BaseName(m);
       const double gbs = f.decode_bytes * f.decode_tps;
       const double flops = f.prefill_flops * f.prefill_tps / n_prompt;
       const std::vector<double> of_bw(f.decode_of_bw, f.decode_of_bw + f.reps_run);
+      const std::vector<double> of_same(f.decode_of_same, f.decode_of_same + f.reps_run);
       const std::vector<double> of_peak(f.prefill_of_peak, f.prefill_of_peak + f.reps_run);
-      // tok/s, GB/s and GFLOP/s: the best rep's. "of BW", "of pk": the median of the reps' own
-      // fractions (each against the machine measured around it). "limit": model file + KV cache
-      // + 10%, the resident-memory budget. "BW", "peak": the best measured around this row's reps.
+      // tok/s, GB/s and GFLOP/s: the best rep's. "of BW": the median of the reps' decode against
+      // the bandwidth of the same moments; "of pk": the median of the reps' prefill against the
+      // peak measured around it. "limit": model file + KV cache + 10%, the resident-memory budget.
+      // "BW", "peak": the best single passes measured around this row's reps.
       std::printf("%-28s %3d | %8.2f %9.1f %7.2f %5.0f%% | %8.1f %8.1f %5.0f%% | %8.0f %8.0f | %6.1f %7.1f\n",
-                  name.c_str(), t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * Median(of_bw),
+                  name.c_str(), t, f.decode_tps, f.decode_bytes / 1e6, gbs / 1e9, 100 * Median(of_same),
                   f.prefill_tps, flops / 1e9, 100 * Median(of_peak), f.peak_rss_mib, (f.file_mib + f.kv_mib) * 1.1,
                   f.best_around.bw / 1e9, f.best_around.peak / 1e9);
-      std::printf("  each rep against the machine measured just before and after it: decode");
+      std::printf("  each rep: decode");
+      for (int r = 0; r < f.reps_run; ++r) std::printf(" %.0f%% (%.1f)", 100 * of_same[r], f.same_bw[r] / 1e9);
+      std::printf(" of the read bandwidth in the same moments (GB/s); against the best pass measured just "
+                  "before and after it: decode");
       for (double v : of_bw) std::printf(" %.0f%%", 100 * v);
-      std::printf(" of BW; prefill");
+      std::printf(" of BW (median %.0f%%), prefill", 100 * Median(of_bw));
       for (double v : of_peak) std::printf(" %.0f%%", 100 * v);
       std::printf(" of peak\n");
       if (n_batch > 0) {
@@ -576,14 +684,15 @@ int Main(int argc, char** argv) {
     }
   }
   // Decode scaling, next to what the memory system allows: decode that reads at the bandwidth
-  // limit on every thread count cannot scale past the bandwidth's own ratio.
-  for (size_t ti = 1; ti < threads.size(); ++ti) {
-    std::printf("decode, %d threads / %d: machine read bandwidth (best measured) %.2fx;", threads[ti], threads[0],
+  // limit on every thread count cannot scale past the bandwidth's own ratio (the best passes of
+  // the run, and the same-moment bandwidths of the model's two rows).
+  for (size_t ti = 1; ti < nt; ++ti) {
+    std::printf("decode, %d threads / %d: machine read bandwidth (best passes) %.2fx;", threads[ti], threads[0],
                 best[ti].bw / best[0].bw);
     for (size_t mi = 0; mi < models.size(); ++mi) {
       if (decode_tps[0][mi] <= 0 || decode_tps[ti][mi] <= 0) continue;
-      std::printf(" %s %.2fx", BaseName(models[mi]).c_str(),
-                  decode_tps[ti][mi] / decode_tps[0][mi]);
+      std::printf(" %s %.2fx (same moments' bandwidth %.2fx)", BaseName(models[mi]).c_str(),
+                  decode_tps[ti][mi] / decode_tps[0][mi], same_bw[ti][mi] / same_bw[0][mi]);
     }
     std::printf("\n");
   }
