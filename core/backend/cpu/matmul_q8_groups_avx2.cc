@@ -25,20 +25,24 @@ namespace strata::cpu::avx2 {
 namespace {
 
 constexpr int kK4 = kQ8Block / 4;  // k4 steps per block
-// Decode streams each group from memory with a software prefetch (non-temporal: the weights are
-// read once per token) this far ahead. The hardware prefetcher brings the streams from DRAM; the
-// software prefetch only has to beat the loads from L2, and a longer distance keeps more of the
-// core's miss buffers busy with lines not needed yet. Measured interleaved call by call against
-// the F32 kernel (`strata-kernel-bench --dtype f32,q8_0`, 2 threads): 1 KiB read 0.85, 0.91 and
-// 0.82 of F32's bytes/s on 5632 × 2048, 2048 × 5632 and 32000 × 2048 (0.84, 0.88, 0.82 into L1
-// with T0), against 0.79, 0.81 and 0.78 with 2 KiB (T0, the row layout's distance, used until
-// 2026-11-30). Slower or no better: 544
-// bytes, 768, 1.5 KiB, 4 KiB; to L2 only (T1) at 2, 4 or 8 KiB; no prefetch (0.70); 3 or 4
-// far-apart groups per tile instead of 2; earlier also 9 lines at once every other block.
-constexpr int64_t kPrefetchBytes = 1024;
+// Decode reads each thread's groups as this many far-apart streams (one token; two tokens: 2),
+// with no software prefetch: the hardware prefetcher brings them from DRAM. Measured interleaved
+// call by call against the F32 kernel (`strata-kernel-bench --dtype f32,q8_0 --threads 2`,
+// 2026-11-30 19:40), on 5632 × 2048, 2048 × 5632 and 11264 × 2048: 0.98, 0.99 and 0.92 of F32's
+// bytes/s, against 0.94, 0.94 and 0.82 with 2 streams and a prefetch 1 KiB ahead (the kernel
+// before; 2 KiB before that: 0.79-0.81), 0.97, 0.96 and 0.93 with 3 streams; with 3 streams a
+// prefetch 0.5, 1, 1.5 or 2 KiB ahead was slower than none (0.86-0.92 against 0.93-0.99): once
+// the tile below made the arithmetic 1.34× faster (from cache), the prefetches' own issue slots
+// and miss buffers cost more than they brought.
+constexpr int kDecodeStreams = 4;
 // Prefill: a panel of groups (up to this many bytes) stays in L2 while every token passes over it.
 constexpr int64_t kPanelBytes = 192 * 1024;
 constexpr int kPrefetchPasses = 32;  // the next panel comes in over this panel's last token passes
+
+// The exact int32 sums of 4 products x·w per lane: |x| · (w · sign x), byte by byte.
+__attribute__((always_inline)) inline __m256i Dot4(__m256i abs_x, __m256i x, __m256i w, __m256i ones) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, _mm256_sign_epi8(w, x)), ones);
+}
 
 // One k4 step: columns 4k..4k+3 of the block at `qb` for MT tokens × NG groups.
 template <int MT, int NG>
@@ -53,18 +57,14 @@ __attribute__((always_inline)) inline void K4Step(__m256i (&isum)[MT][NG], const
     __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
     __builtin_memcpy(&a4, xa + i * ldx + 4 * k, 4);
     const __m256i q = _mm256_set1_epi32(q4), a = _mm256_set1_epi32(a4);
-    for (int j = 0; j < NG; ++j) {
-      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(a, _mm256_sign_epi8(w[j], q)), ones);
-      isum[i][j] = _mm256_add_epi32(isum[i][j], p);
-    }
+    for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_add_epi32(isum[i][j], Dot4(a, q, w[j], ones));
   }
 }
 
-// MT tokens (i0..) × NG groups (g0 + j·gstride bytes) over all nb blocks; token i's 8 outputs of
-// group j go to out[i·ldo + j·ostride ..+8), or only lanes [lane0, lane1) (a range that cuts a
-// group). kPrefetch: the groups come from memory (decode), so each stream is prefetched ahead.
-// kUnroll: the k4 loop unrolled 8 times (decode, where its overhead showed: 47 against 32 GB/s
-// from cache) or twice (prefill: unrolled 8 times the 1 × 3 tile spilled, 30% slower).
+// Prefill's tile: MT tokens (i0..) × NG groups (g0 + j·gstride bytes) over all nb blocks; token
+// i's 8 outputs of group j go to out[i·ldo + j·ostride ..+8), or only lanes [lane0, lane1) (a
+// range that cuts a group). The k4 loop is unrolled twice (8 times, the 1 × 3 tile spilled and
+// ran 30% slower).
 // Lines to prefetch into L2 on the side of a tile (prefill: the next panel's), one per block.
 struct SidePrefetch {
   const char* at = nullptr;
@@ -72,7 +72,7 @@ struct SidePrefetch {
 };
 
 // side: lines prefetched on the side, one per block.
-template <int MT, int NG, bool kPrefetch, int kUnroll = 2>
+template <int MT, int NG>
 void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0, int64_t gstride, int64_t nb,
           int64_t ostride, int lane0 = 0, int lane1 = kQ8GroupRows, SidePrefetch side = {}) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -86,28 +86,13 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* const qb = g0 + Q8GroupQuantsAt(b);
     if (b < side.lines) _mm_prefetch(side.at + b * 64, _MM_HINT_T1);
-    if (kPrefetch) {  // one line per 64 bytes read, spread over the blocks, kPrefetchBytes ahead
-      for (int j = 0; j < NG; ++j) {
-        const char* p = reinterpret_cast<const char*>(qb + j * gstride + kPrefetchBytes);
-        for (int line = 0; line < kQ8GroupQuantBytes; line += 64) _mm_prefetch(p + line, _MM_HINT_NTA);
-        if (b % 2 == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(g0 + j * gstride + Q8GroupScalesAt(b) + kPrefetchBytes),
-                       _MM_HINT_NTA);
-        }
-      }
-    }
     __m256i isum[MT][NG];
     for (int i = 0; i < MT; ++i)
       for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_setzero_si256();
     const int8_t* const xqb = xq + b * kQ8Block;
     const uint8_t* const xab = xa + b * kQ8Block;
-    if constexpr (kUnroll == 8) {
-#pragma GCC unroll 8
-      for (int k = 0; k < kK4; ++k) K4Step<MT, NG>(isum, qb, gstride, xqb, xab, ldx, k, ones);
-    } else {
 #pragma GCC unroll 2
-      for (int k = 0; k < kK4; ++k) K4Step<MT, NG>(isum, qb, gstride, xqb, xab, ldx, k, ones);
-    }
+    for (int k = 0; k < kK4; ++k) K4Step<MT, NG>(isum, qb, gstride, xqb, xab, ldx, k, ones);
     for (int j = 0; j < NG; ++j) {
       const __m256 dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(g0 + j * gstride + Q8GroupScalesAt(b))));
@@ -131,17 +116,83 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0
   }
 }
 
-// Decode (n <= 2): whole groups [g0, g1) as two far-apart streams, one group of each per tile
-// (two streams read faster than one here, as in the row layout), then a last odd group alone.
+// One block of a decode tile: MT tokens × NG groups, the block's quants at q + j·gstride and its
+// scales at sc + j·gstride; acc += its products (the canonical order above).
+template <int MT, int NG>
+__attribute__((always_inline)) inline void DecodeBlock(__m256 (&acc)[MT][NG], const int8_t* q, const int8_t* sc,
+                                                       int64_t gstride, const int8_t* xq, const uint8_t* xa,
+                                                       const float* xd, int64_t ldx, int64_t ldd, __m256i ones) {
+  __m256i isum[MT][NG];
+#pragma GCC unroll 8
+  for (int k = 0; k < kK4; ++k) {
+    __m256i w[NG];
+    for (int j = 0; j < NG; ++j)
+      w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * gstride + k * 4 * kQ8GroupRows));
+    for (int i = 0; i < MT; ++i) {
+      int32_t q4, a4;
+      __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
+      __builtin_memcpy(&a4, xa + i * ldx + 4 * k, 4);
+      const __m256i qv = _mm256_set1_epi32(q4), av = _mm256_set1_epi32(a4);
+      for (int j = 0; j < NG; ++j) {
+        const __m256i p = Dot4(av, qv, w[j], ones);
+        isum[i][j] = k == 0 ? p : _mm256_add_epi32(isum[i][j], p);
+        // A chain, not a tree: the compiler may reassociate integer adds, and a tree over the
+        // 8 steps needs more registers than MT · NG chains have spare (it spilled).
+        __asm__("" : "+x"(isum[i][j]));
+      }
+    }
+  }
+  for (int j = 0; j < NG; ++j) {
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + j * gstride)));
+    for (int i = 0; i < MT; ++i) {
+      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * ldd)),
+                                  acc[i][j]);
+    }
+  }
+}
+
+// Decode tile: MT tokens (1 or 2) × NG whole groups `gstride` bytes apart, all nb blocks. The
+// group is walked by block pair (544 bytes: scales, then the two blocks' quants) with pointers
+// that only advance, and kept out of line so that its registers are its own: inlined into the
+// whole kernel, the generic Tile recomputed each block's address and spilled its sums.
+template <int MT, int NG>
+__attribute__((noinline)) void DecodeTile(float* out, int64_t ldo, const Q8Rows& x, const int8_t* g,
+                                          int64_t gstride, int64_t nb, int64_t ostride) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* xq = x.row_qs(0);
+  const uint8_t* xa = x.row_abs(0);
+  const float* xd = x.row_d(0);
+  const int64_t ldx = x.cols, ldd = x.cols / kQ8Block;
+  __m256 acc[MT][NG];
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NG; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int8_t* p = g;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, p += kQ8GroupPairBytes, xq += 2 * kQ8Block, xa += 2 * kQ8Block, xd += 2) {
+    const int8_t* q = p + 2 * kQ8GroupScaleBytes;
+    DecodeBlock<MT, NG>(acc, q, p, gstride, xq, xa, xd, ldx, ldd, ones);
+    DecodeBlock<MT, NG>(acc, q + kQ8GroupQuantBytes, p + kQ8GroupScaleBytes, gstride, xq + kQ8Block,
+                        xa + kQ8Block, xd + 1, ldx, ldd, ones);
+  }
+  if (b < nb) DecodeBlock<MT, NG>(acc, p + 2 * kQ8GroupScaleBytes, p, gstride, xq, xa, xd, ldx, ldd, ones);
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NG; ++j) _mm256_storeu_ps(out + i * ldo + j * ostride, acc[i][j]);
+}
+
+// Decode (n <= 2): whole groups [g0, g1) as far-apart streams (kDecodeStreams for one token, 2 for
+// two: 4 tokens × groups of sums in flight either way, and no spills), one group of each per tile,
+// then the groups left over one by one.
 template <int MT>
 void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t nb, int64_t gbytes, int64_t g0,
             int64_t g1) {
-  const int64_t q = (g1 - g0) / 2;
+  constexpr int kStreams = MT == 1 ? kDecodeStreams : 2;
+  const int64_t q = (g1 - g0) / kStreams;
   for (int64_t t = 0; t < q; ++t) {
     const int64_t g = g0 + t;
-    Tile<MT, 2, true, 8>(out + g * kQ8GroupRows, ldo, x, 0, w + g * gbytes, q * gbytes, nb, q * kQ8GroupRows);
+    DecodeTile<MT, kStreams>(out + g * kQ8GroupRows, ldo, x, w + g * gbytes, q * gbytes, nb, q * kQ8GroupRows);
   }
-  for (int64_t g = g0 + 2 * q; g < g1; ++g) Tile<MT, 1, true, 8>(out + g * kQ8GroupRows, ldo, x, 0, w + g * gbytes, 0, nb, 0);
+  for (int64_t g = g0 + kStreams * q; g < g1; ++g)
+    DecodeTile<MT, 1>(out + g * kQ8GroupRows, ldo, x, w + g * gbytes, 0, nb, 0);
 }
 
 // Prefill (n >= 3): panels of whole groups; each token passes over the panel in tiles of 3 groups
@@ -170,14 +221,14 @@ void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int8_t* w, i
     for (int i = 0; i < n; ++i) {
       int64_t g = p;
       for (; g + 3 <= pend; g += 3) {
-        Tile<1, 3, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
+        Tile<1, 3>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
                           kQ8GroupRows, share(i));
       }
       if (pend - g == 2) {
-        Tile<1, 2, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
+        Tile<1, 2>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, gbytes, nb, kQ8GroupRows, 0,
                           kQ8GroupRows, share(i));
       } else if (pend - g == 1) {
-        Tile<1, 1, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, 0, nb, 0, 0, kQ8GroupRows,
+        Tile<1, 1>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, w + g * gbytes, 0, nb, 0, 0, kQ8GroupRows,
                           share(i));
       }
     }
@@ -198,7 +249,7 @@ void MatMulQ8Groups(float* out, int64_t ldo, const Q8Rows& x, int n, const Tenso
     const int lane0 = static_cast<int>(std::max(r0, g * kQ8GroupRows) - g * kQ8GroupRows);
     const int lane1 = static_cast<int>(std::min(r1, (g + 1) * kQ8GroupRows) - g * kQ8GroupRows);
     for (int i = 0; i < n; ++i)
-      Tile<1, 1, false>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, base + g * gbytes, 0, nb, 0, lane0, lane1);
+      Tile<1, 1>(out + i * ldo + g * kQ8GroupRows, ldo, x, i, base + g * gbytes, 0, nb, 0, lane0, lane1);
   };
   if (r0 % kQ8GroupRows != 0) partial(g0++);
   if (g1 > g0 && r1 % kQ8GroupRows != 0) partial(--g1);
