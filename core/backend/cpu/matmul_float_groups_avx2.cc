@@ -166,8 +166,22 @@ void Decode(float* out, int64_t ldo, const float* x, int64_t ldx, const typename
     const int64_t g = g0 + t;
     DecodeTile<MT, kStreams, L>(out + g * kG, ldo, x, ldx, w + g * gvals, q * gvals, cols, q * kG);
   }
-  for (int64_t g = g0 + kStreams * q; g < g1; ++g)
-    DecodeTile<MT, 1, L>(out + g * kG, ldo, x, ldx, w + g * gvals, 0, cols, 0);
+  // The few groups left over as one tile of adjacent groups (one stream each, as above).
+  const int64_t g = g0 + kStreams * q;
+  float* const o = out + g * kG;
+  const typename L::T* const wg = w + g * gvals;
+  static_assert(kStreams <= 4);
+  switch (g1 - g) {
+    case 1:
+      DecodeTile<MT, 1, L>(o, ldo, x, ldx, wg, 0, cols, 0);
+      break;
+    case 2:
+      DecodeTile<MT, 2, L>(o, ldo, x, ldx, wg, gvals, cols, kG);
+      break;
+    case 3:
+      if constexpr (kStreams > 3) DecodeTile<MT, 3, L>(o, ldo, x, ldx, wg, gvals, cols, kG);
+      break;
+  }
 }
 
 // ---- blocked ----

@@ -180,8 +180,8 @@ __attribute__((noinline)) void DecodeTile(float* out, int64_t ldo, const Q8Rows&
 }
 
 // Decode (n <= 2): whole groups [g0, g1) as far-apart streams (kDecodeStreams for one token, 2 for
-// two: 4 tokens × groups of sums in flight either way, and no spills), one group of each per tile,
-// then the groups left over one by one.
+// two: 4 tokens × groups of sums in flight either way, and no spills), one group of each per tile;
+// the few groups left over as one tile of adjacent groups.
 template <int MT>
 void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t nb, int64_t gbytes, int64_t g0,
             int64_t g1) {
@@ -191,8 +191,21 @@ void Decode(float* out, int64_t ldo, const Q8Rows& x, const int8_t* w, int64_t n
     const int64_t g = g0 + t;
     DecodeTile<MT, kStreams>(out + g * kQ8GroupRows, ldo, x, w + g * gbytes, q * gbytes, nb, q * kQ8GroupRows);
   }
-  for (int64_t g = g0 + kStreams * q; g < g1; ++g)
-    DecodeTile<MT, 1>(out + g * kQ8GroupRows, ldo, x, w + g * gbytes, 0, nb, 0);
+  const int64_t g = g0 + kStreams * q;
+  float* const o = out + g * kQ8GroupRows;
+  const int8_t* const wg = w + g * gbytes;
+  static_assert(kStreams <= 4);
+  switch (g1 - g) {
+    case 1:
+      DecodeTile<MT, 1>(o, ldo, x, wg, 0, nb, 0);
+      break;
+    case 2:
+      DecodeTile<MT, 2>(o, ldo, x, wg, gbytes, nb, kQ8GroupRows);
+      break;
+    case 3:
+      if constexpr (kStreams > 3) DecodeTile<MT, 3>(o, ldo, x, wg, gbytes, nb, kQ8GroupRows);
+      break;
+  }
 }
 
 // Prefill (n >= 3): panels of whole groups; each token passes over the panel in tiles of 3 groups
