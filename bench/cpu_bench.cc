@@ -131,6 +131,12 @@ bool HaveAvx2() {
 #endif
 }
 
+// One pass over the parent's 1 GiB array, between two decode steps.
+struct Pass {
+  int pattern = 0;
+  double seconds = 0;
+};
+
 // A 1 GiB array read by `threads` threads, each summing its own contiguous part, in one of
 // kPatterns ways. The array asks for transparent huge pages, as a model's weights get when the
 // page cache holds them in huge pages (FileHugePages): with 4 KiB pages the TLB misses held the
@@ -161,7 +167,7 @@ class ReadArray {
   // columns) times one vector, in the file's row layout and in the groups of 16 rows the engine
   // loads F32 and F16 weights into (float_groups.h; the array's bytes read as such, all ones, no
   // copy). Here these often read faster than any plain sum, so they are patterns too.
-  double Pass(int pattern) {
+  double Read(int pattern) {
     const int64_t per_thread = kFloats / threads_;
     struct Pattern {
       int streams;
@@ -209,12 +215,19 @@ class ReadArray {
     return Now() - t0;
   }
 
+  // One pass of the next pattern in turn.
+  Pass Next() {
+    const Pass p{next_, Read(next_)};
+    next_ = (next_ + 1) % kPatterns;
+    return p;
+  }
+
   // Bytes/s of the best pass of all patterns, `reps` passes each after one to warm up.
   double Best(int reps) {
     double best = 0;
     for (int p = 0; p < kPatterns; ++p)
       for (int r = 0; r < reps + 1; ++r) {
-        const double dt = Pass(p);
+        const double dt = Read(p);
         if (r > 0) best = std::max(best, Bytes() / dt);
       }
     return best;
@@ -226,6 +239,7 @@ class ReadArray {
   const int threads_;
   CpuBackend backend_;
   float* data_ = nullptr;
+  int next_ = 0;  // Next()'s pattern
   volatile float sink_ = 0;
 };
 
@@ -254,12 +268,6 @@ double PeakFlops(int threads, int reps) {
 // The machine's limits, as measured at one moment.
 struct Machine {
   double bw = 0, peak = 0;
-};
-
-// One pass over the parent's 1 GiB array, between two decode steps.
-struct Pass {
-  int pattern = 0;
-  double seconds = 0;
 };
 
 constexpr int kMaxReps = 16;
@@ -382,6 +390,11 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
     int32_t tok = Argmax(logits, c.n_vocab);
     double decode_secs = 0, pass_secs[ReadArray::kPatterns] = {};
     int passes[ReadArray::kPatterns] = {};
+    auto take_pass = [&] {
+      const Pass p = pass();
+      pass_secs[p.pattern] += p.seconds;
+      ++passes[p.pattern];
+    };
     for (int i = 0; i < n_decode; ++i) {
       const double t0 = Now();
       batch.Clear();
@@ -389,19 +402,12 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
       if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
       tok = Argmax(logits, c.n_vocab);
       decode_secs += Now() - t0;
-      const Pass p = pass();
-      pass_secs[p.pattern] += p.seconds;
-      ++passes[p.pattern];
+      take_pass();
     }
 
     // Every pattern at least once, however few the steps.
-    for (int p = 0; p < ReadArray::kPatterns; ++p) {
-      while (passes[p] == 0) {
-        const Pass q = pass();
-        pass_secs[q.pattern] += q.seconds;
-        ++passes[q.pattern];
-      }
-    }
+    for (int p = 0; p < ReadArray::kPatterns; ++p)
+      while (passes[p] == 0) take_pass();
     const double decode_tps = n_decode / decode_secs;
     double same_bw = 0;
     for (int p = 0; p < ReadArray::kPatterns; ++p)
@@ -628,18 +634,15 @@ int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<ReadArray>> arrays;
   std::vector<std::function<Machine()>> measures;
   std::vector<std::function<Pass()>> passes;
-  std::vector<int> next_pattern(nt, 0);
   for (size_t ti = 0; ti < nt; ++ti) {
     const int t = threads[ti];
     arrays.push_back(std::make_unique<ReadArray>(t));
     ReadArray* array = arrays.back().get();
     measures.push_back([array, t] { return Machine{array->Best(3), PeakFlops(t, 3)}; });
-    int* next = &next_pattern[ti];
-    passes.push_back([array, next] {
+    passes.push_back([array] {
       const auto quiet = std::chrono::nanoseconds(ThreadPool::kSpinNs + 1'000'000);
       std::this_thread::sleep_for(quiet);
-      const Pass p{*next, array->Pass(*next)};
-      *next = (*next + 1) % ReadArray::kPatterns;
+      const Pass p = array->Next();
       std::this_thread::sleep_for(quiet);
       return p;
     });

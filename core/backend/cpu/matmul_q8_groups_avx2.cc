@@ -44,8 +44,13 @@ __attribute__((always_inline)) inline __m256i Dot4(__m256i abs_x, __m256i x, __m
   return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, _mm256_sign_epi8(w, x)), ones);
 }
 
-// One k4 step: columns 4k..4k+3 of the block at `qb` for MT tokens × NG groups.
-template <int MT, int NG>
+// One k4 step: columns 4k..4k+3 of the block at `qb` for MT tokens × NG groups, added to isum.
+// kChain (decode): step 0 starts the sums, and each sum stays one chain of adds. The compiler may
+// reassociate integer adds, and decode's tree over a block's 8 steps needs more registers than
+// its MT · NG chains have spare (from cache, 2048 × 2048 on one core, interleaved: 45 GB/s with
+// the chains, 38.5 without). Prefill's 1 × 3 tile is the other way round (25-35% slower with
+// them), so it starts its sums at zero and keeps its trees.
+template <int MT, int NG, bool kChain = false>
 __attribute__((always_inline)) inline void K4Step(__m256i (&isum)[MT][NG], const int8_t* qb, int64_t gstride,
                                                    const int8_t* xq, const uint8_t* xa, int64_t ldx, int k,
                                                    __m256i ones) {
@@ -57,7 +62,30 @@ __attribute__((always_inline)) inline void K4Step(__m256i (&isum)[MT][NG], const
     __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
     __builtin_memcpy(&a4, xa + i * ldx + 4 * k, 4);
     const __m256i q = _mm256_set1_epi32(q4), a = _mm256_set1_epi32(a4);
-    for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_add_epi32(isum[i][j], Dot4(a, q, w[j], ones));
+    for (int j = 0; j < NG; ++j) {
+      const __m256i p = Dot4(a, q, w[j], ones);
+      if (kChain) {
+        isum[i][j] = k == 0 ? p : _mm256_add_epi32(isum[i][j], p);
+        __asm__("" : "+x"(isum[i][j]));
+      } else {
+        isum[i][j] = _mm256_add_epi32(isum[i][j], p);
+      }
+    }
+  }
+}
+
+// The end of a block: acc = fma(float(isum), d_w · d_x, acc) for MT tokens × NG groups, block
+// scales of group j at sc + j·gstride, token i's activation scale at xd[i·ldd].
+template <int MT, int NG>
+__attribute__((always_inline)) inline void ScaleBlock(__m256 (&acc)[MT][NG], const __m256i (&isum)[MT][NG],
+                                                      const int8_t* sc, int64_t gstride, const float* xd,
+                                                      int64_t ldd) {
+  for (int j = 0; j < NG; ++j) {
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + j * gstride)));
+    for (int i = 0; i < MT; ++i) {
+      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * ldd)),
+                                  acc[i][j]);
+    }
   }
 }
 
@@ -93,14 +121,7 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int8_t* g0
     const uint8_t* const xab = xa + b * kQ8Block;
 #pragma GCC unroll 2
     for (int k = 0; k < kK4; ++k) K4Step<MT, NG>(isum, qb, gstride, xqb, xab, ldx, k, ones);
-    for (int j = 0; j < NG; ++j) {
-      const __m256 dw = _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(g0 + j * gstride + Q8GroupScalesAt(b))));
-      for (int i = 0; i < MT; ++i) {
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
-                                    _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * ldd + b)), acc[i][j]);
-      }
-    }
+    ScaleBlock<MT, NG>(acc, isum, g0 + Q8GroupScalesAt(b), gstride, xd + b, ldd);
   }
   for (int i = 0; i < MT; ++i) {
     for (int j = 0; j < NG; ++j) {
@@ -124,33 +145,8 @@ __attribute__((always_inline)) inline void DecodeBlock(__m256 (&acc)[MT][NG], co
                                                        const float* xd, int64_t ldx, int64_t ldd, __m256i ones) {
   __m256i isum[MT][NG];
 #pragma GCC unroll 8
-  for (int k = 0; k < kK4; ++k) {
-    __m256i w[NG];
-    for (int j = 0; j < NG; ++j)
-      w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * gstride + k * 4 * kQ8GroupRows));
-    for (int i = 0; i < MT; ++i) {
-      int32_t q4, a4;
-      __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
-      __builtin_memcpy(&a4, xa + i * ldx + 4 * k, 4);
-      const __m256i qv = _mm256_set1_epi32(q4), av = _mm256_set1_epi32(a4);
-      for (int j = 0; j < NG; ++j) {
-        const __m256i p = Dot4(av, qv, w[j], ones);
-        isum[i][j] = k == 0 ? p : _mm256_add_epi32(isum[i][j], p);
-        // A chain, not a tree: the compiler may reassociate integer adds, and a tree over the
-        // 8 steps needs more registers than MT · NG chains have spare (from cache, 2048 × 2048
-        // on one core, interleaved: 45 GB/s with the chains, 38.5 without; prefill's 1 × 3
-        // tile is the other way round, 25-35% slower with them, so it keeps its trees).
-        __asm__("" : "+x"(isum[i][j]));
-      }
-    }
-  }
-  for (int j = 0; j < NG; ++j) {
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + j * gstride)));
-    for (int i = 0; i < MT; ++i) {
-      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * ldd)),
-                                  acc[i][j]);
-    }
-  }
+  for (int k = 0; k < kK4; ++k) K4Step<MT, NG, true>(isum, q, gstride, xq, xa, ldx, k, ones);
+  ScaleBlock<MT, NG>(acc, isum, sc, gstride, xd, ldd);
 }
 
 // Decode tile: MT tokens (1 or 2) × NG whole groups `gstride` bytes apart, all nb blocks. The
