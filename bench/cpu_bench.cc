@@ -9,7 +9,8 @@
 // far-apart streams, with or without software prefetch, or 4 adjacent 8 KiB ones, or as an F32
 // weight times one vector through the decode kernels, in the row layout and in the engine's
 // groups of 16 rows: the best) and peak fp32 FMA throughput
-// (independent FMA chains held in registers). Then, for each model (in a child process, so that
+// (independent FMA chains held in registers, with the widest FMA the CPU has: AVX-512 where
+// present, else AVX2). Then, for each model (in a child process, so that
 // peak resident memory is the model's own), it times through the public engine API
 // (LoadModelBundle, KvCache, Model::Forward):
 //   decode:  a short prompt, then `--decode` single-token steps (greedy); tokens/s, weight bytes
@@ -112,6 +113,21 @@ __attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
   _mm256_store_ps(l, s);
   return l[0];
 }
+
+// The same with 16-wide FMAs, where the CPU has AVX-512: the machine's peak is its widest FMA's.
+__attribute__((target("avx512f"))) float FmaLoopAvx512(int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  alignas(64) float l[16];
+  _mm512_store_ps(l, s);
+  return l[0];
+}
 #endif
 
 float SumPortable(const float* p, int64_t n) {
@@ -130,6 +146,17 @@ bool HaveAvx2() {
   return false;
 #endif
 }
+
+bool HaveAvx512() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+// The vector width of the FMAs PeakFlops times: 16 floats with AVX-512, 8 with AVX2.
+int PeakLanes() { return HaveAvx512() ? 16 : HaveAvx2() ? 8 : 0; }
 
 // One pass over the parent's 1 GiB array, between two decode steps.
 struct Pass {
@@ -204,7 +231,7 @@ class ReadArray {
       // the array's size, each thread's streams are hundreds of MiB apart and read ~20% slower
       // here (so the decode of a real model read faster than "the bandwidth").
       constexpr int64_t kCols = 2048, kRows = 4096;  // 32 MiB, a multiple of 16 rows
-      const bool groups = backend_.isa() == cpu::Isa::kAvx2;  // only AVX2 reads groups
+      const bool groups = cpu::GetKernels(backend_.isa()).float_groups;
       std::vector<float> x(kCols, 1.0f / kCols), out(kRows);
       for (int64_t r = 0; r < kFloats / kCols; r += kRows) {
         const Tensor w{DType::kF32, kRows, kCols, data_ + r * kCols, groups ? Layout::kFloatGroups16 : Layout::kRows};
@@ -254,11 +281,11 @@ double PeakFlops(int threads, int reps) {
     const double t0 = Now();
     pool.ParallelFor(threads, 1, [&](int64_t a, int64_t b, int) {
 #if defined(__x86_64__)
-      for (int64_t t = a; t < b; ++t) sink = sink + FmaLoopAvx2(iters);
+      for (int64_t t = a; t < b; ++t) sink = sink + (HaveAvx512() ? FmaLoopAvx512(iters) : FmaLoopAvx2(iters));
 #endif
     });
     const double dt = Now() - t0;
-    if (r > 0) best = std::max(best, threads * iters * 12.0 * 16.0 / dt);
+    if (r > 0) best = std::max(best, threads * iters * 12.0 * 2 * PeakLanes() / dt);
   }
   return best;
 }
@@ -651,8 +678,8 @@ int Main(int argc, char** argv) {
   for (size_t ti = 0; ti < nt; ++ti) {
     best[ti] = measures[ti]();
     std::printf("machine, %d thread%s: read bandwidth %.1f GB/s (1 GiB, best pass of 8 read patterns), "
-                "peak fp32 FMA %.1f GFLOP/s\n",
-                threads[ti], threads[ti] == 1 ? "" : "s", best[ti].bw / 1e9, best[ti].peak / 1e9);
+                "peak fp32 FMA %.1f GFLOP/s (%d-wide FMAs)\n",
+                threads[ti], threads[ti] == 1 ? "" : "s", best[ti].bw / 1e9, best[ti].peak / 1e9, PeakLanes());
   }
   std::fflush(stdout);
   // Per model and thread count: the best rep's decode tokens/s, and the mean over the reps of the

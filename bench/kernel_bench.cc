@@ -1,7 +1,7 @@
 // strata-kernel-bench: one CpuBackend::MatMul shape in a loop, for tuning the kernels.
 //
 //   strata-kernel-bench [--dtype f32|f16|bf16|q8_0|read[,...]] [--rows 5632] [--cols 2048] [--n 1]
-//                       [--threads 2] [--reps 20] [--isa auto|portable|avx2] [--hot 1] [--prepare 0]
+//                       [--threads 2] [--reps 20] [--isa auto|portable|avx2|avx512] [--hot 1] [--prepare 0]
 //
 // Prints weight GB/s (weight bytes / time: the figure that matters for decode) and GFLOP/s
 // (2·n·rows·cols / time: the figure that matters for prefill). Several weight copies are
@@ -128,7 +128,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   CpuBackendOptions o{threads};
-  o.isa = isa == "portable" ? cpu::Isa::kPortable : isa == "avx2" ? cpu::Isa::kAvx2 : cpu::Isa::kAuto;
+  o.isa = isa == "portable" ? cpu::Isa::kPortable
+          : isa == "avx2"   ? cpu::Isa::kAvx2
+          : isa == "avx512" ? cpu::Isa::kAvx512
+                            : cpu::Isa::kAuto;
   CpuBackend backend(o);
   // Activations live in 64-byte aligned backend buffers in the engine; do the same here.
   auto xbuf = backend.Allocate(static_cast<size_t>(n) * cols * sizeof(float));

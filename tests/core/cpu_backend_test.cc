@@ -92,8 +92,9 @@ using Param = std::tuple<int, cpu::Isa>;
 class CpuBackendTest : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
-    if (std::get<1>(GetParam()) == cpu::Isa::kAvx2 && cpu::DetectIsa() != cpu::Isa::kAvx2) {
-      GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C";
+    if (!cpu::IsaSupported(std::get<1>(GetParam()))) {
+      GTEST_SKIP() << "this CPU has no " << cpu::IsaName(std::get<1>(GetParam()))
+                   << (std::get<1>(GetParam()) == cpu::Isa::kAvx2 ? " (AVX2, FMA, F16C)" : " (AVX-512 F/BW/VL, VNNI)");
     }
   }
   static CpuBackendOptions Options() {
@@ -611,7 +612,8 @@ TEST_P(CpuBackendTest, AttentionGroupsOfEightAnyHeadSize) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, CpuBackendTest,
                          ::testing::Combine(::testing::Values(1, 3),
-                                            ::testing::Values(cpu::Isa::kPortable, cpu::Isa::kAvx2)),
+                                            ::testing::Values(cpu::Isa::kPortable, cpu::Isa::kAvx2,
+                                                              cpu::Isa::kAvx512)),
                          [](const ::testing::TestParamInfo<Param>& i) {
                            return std::string(cpu::IsaName(std::get<1>(i.param))) + "_threads" +
                                   std::to_string(std::get<0>(i.param));

@@ -1,6 +1,7 @@
 #include "core/backend/cpu/kernels.h"
 
 #include "core/backend/cpu/kernels_avx2.h"
+#include "core/backend/cpu/kernels_avx512.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -16,6 +17,8 @@ const char* IsaName(Isa isa) {
       return "portable";
     case Isa::kAvx2:
       return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }
@@ -27,22 +30,45 @@ Isa DetectIsa() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+      return Isa::kAvx512;
+    }
     return Isa::kAvx2;
   }
 #endif
   return Isa::kPortable;
 }
 
-Isa ResolveIsa(Isa requested) {
+bool IsaSupported(Isa isa) {
   const Isa best = DetectIsa();
-  if (requested == Isa::kAuto) return best;
-  if (requested == Isa::kAvx2 && best != Isa::kAvx2) return Isa::kPortable;
-  return requested;
+  switch (isa) {
+    case Isa::kAuto:
+    case Isa::kPortable:
+      return true;
+    case Isa::kAvx2:
+      return best == Isa::kAvx2 || best == Isa::kAvx512;
+    case Isa::kAvx512:
+      return best == Isa::kAvx512;
+  }
+  return false;
+}
+
+Isa ResolveIsa(Isa requested) {
+  if (requested == Isa::kAuto) return DetectIsa();
+  return IsaSupported(requested) ? requested : Isa::kPortable;
 }
 
 const Kernels& GetKernels(Isa isa) {
 #if defined(__x86_64__)
-  if (ResolveIsa(isa) == Isa::kAvx2) return Avx2Kernels();
+  switch (ResolveIsa(isa)) {
+    case Isa::kAvx512:
+      return Avx512Kernels();
+    case Isa::kAvx2:
+      return Avx2Kernels();
+    default:
+      break;
+  }
 #endif
   return PortableKernels();
 }
@@ -62,6 +88,19 @@ const Kernels& Avx2Kernels() {
     t.matmul_q8 = avx2::MatMulQ8;
     t.attend = avx2::Attend;
     t.swiglu = avx2::SwiGlu;
+    return t;
+  }();
+  return k;
+}
+
+const Kernels& Avx512Kernels() {
+  static const Kernels k = [] {
+    Kernels t = Avx2Kernels();  // same layouts, same bits; prefill products replaced
+    t.isa = Isa::kAvx512;
+    t.matmul_float_scratch = avx512::MatMulFloatScratch;
+    t.matmul_float = avx512::MatMulFloat;
+    t.matmul_q8_scratch = avx512::MatMulQ8Scratch;
+    t.matmul_q8 = avx512::MatMulQ8;
     return t;
   }();
   return k;

@@ -19,10 +19,13 @@ enum class Isa {
   kAuto,      // the best this CPU supports
   kPortable,  // plain C++ (what the compiler makes of it for the build's target)
   kAvx2,      // x86-64 AVX2 + FMA + F16C, compiled with a target pragma, selected at run time
+  kAvx512,    // kAvx2 plus AVX-512 F/BW/VL and VNNI: its own prefill products, the rest AVX2's
 };
 const char* IsaName(Isa isa);
 // The best instruction set this CPU (and this build) supports.
 Isa DetectIsa();
+// Whether this CPU (and this build) can run `isa`'s kernels.
+bool IsaSupported(Isa isa);
 // kAuto becomes DetectIsa(); an unsupported request falls back to kPortable.
 Isa ResolveIsa(Isa requested);
 
@@ -96,6 +99,7 @@ const Kernels& GetKernels(Isa isa);
 const Kernels& PortableKernels();
 #if defined(__x86_64__)
 const Kernels& Avx2Kernels();
+const Kernels& Avx512Kernels();
 #endif
 
 }  // namespace strata::cpu

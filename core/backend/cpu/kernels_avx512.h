@@ -1,0 +1,22 @@
+// The AVX-512 kernels (x86-64 only): AVX-512 F/BW/VL with VNNI, on top of the AVX2 set. Only
+// the prefill (blocked) products of the repacked layouts have their own code here; everything
+// else, decode included (bound by memory, which AVX2 already reads at its limit), is the AVX2
+// kernel. The layouts and canonical orders are the AVX2 kernels' own, so both instruction sets
+// give every output the same bits. Compiled with a target pragma; Avx512Kernels() is only handed
+// out after DetectIsa() found the instructions.
+#pragma once
+
+#include "core/backend/cpu/kernels.h"
+
+#if defined(__x86_64__)
+namespace strata::cpu::avx512 {
+
+size_t MatMulFloatScratch(int n, int64_t cols);
+void MatMulFloat(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const Tensor& w, int64_t r0,
+                 int64_t r1, KernelScratch scratch);
+size_t MatMulQ8Scratch(int n, const Tensor& w);
+void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, int64_t r0, int64_t r1,
+              KernelScratch scratch);
+
+}  // namespace strata::cpu::avx512
+#endif
