@@ -128,10 +128,21 @@ int Main(int argc, char** argv) {
     return 2;
   }
   CpuBackendOptions o{threads};
-  o.isa = isa == "portable" ? cpu::Isa::kPortable
-          : isa == "avx2"   ? cpu::Isa::kAvx2
-          : isa == "avx512" ? cpu::Isa::kAvx512
-                            : cpu::Isa::kAuto;
+  if (isa == "portable") {
+    o.isa = cpu::Isa::kPortable;
+  } else if (isa == "avx2") {
+    o.isa = cpu::Isa::kAvx2;
+  } else if (isa == "avx512") {
+    o.isa = cpu::Isa::kAvx512;
+  } else if (isa != "auto") {
+    std::fprintf(stderr, "--isa must be auto, portable, avx2 or avx512, got %s\n", isa.c_str());
+    return 2;
+  }
+  if (!cpu::IsaSupported(o.isa)) {
+    std::fprintf(stderr, "--isa %s: this CPU does not have it (best: %s)\n", isa.c_str(),
+                 cpu::IsaName(cpu::DetectIsa()));
+    return 2;
+  }
   CpuBackend backend(o);
   // Activations live in 64-byte aligned backend buffers in the engine; do the same here.
   auto xbuf = backend.Allocate(static_cast<size_t>(n) * cols * sizeof(float));
