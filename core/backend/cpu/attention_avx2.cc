@@ -18,7 +18,14 @@
 
 #include "core/backend/cpu/kernels_avx2.h"
 
+// The intrinsics first (they carry their own target attributes), then this file's code for the
+// AVX2 target: GCC's pragma, or clang's equivalent (which ignores GCC's).
+#include <immintrin.h>
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c")
+#endif
 #include "core/backend/cpu/simd_avx2.h"
 
 namespace strata::cpu::avx2 {
@@ -309,5 +316,9 @@ void Attend(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const f
 }
 
 }  // namespace strata::cpu::avx2
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #endif  // __x86_64__

@@ -21,8 +21,14 @@
 #include "core/backend/cpu/float_groups.h"
 #include "core/backend/cpu/kernels_avx2.h"
 
-#pragma GCC target("avx2,fma,f16c")
+// The intrinsics first (they carry their own target attributes), then this file's code for the
+// AVX2 target: GCC's pragma, or clang's equivalent (which ignores GCC's).
 #include <immintrin.h>
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
 
 namespace strata::cpu::avx2 {
 namespace {
@@ -312,5 +318,9 @@ void MatMulFloatGroups(float* out, int64_t ldo, const float* x, int64_t ldx, int
 }
 
 }  // namespace strata::cpu::avx2
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #endif  // __x86_64__

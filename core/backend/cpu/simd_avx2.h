@@ -1,5 +1,5 @@
 // Small AVX2 helpers shared by the *_avx2.cc kernel files. Include it only from those files, after
-// their `#pragma GCC target("avx2,fma,f16c")`.
+// their AVX2 target pragma (GCC's, or clang's attribute push).
 #pragma once
 
 #include <immintrin.h>
