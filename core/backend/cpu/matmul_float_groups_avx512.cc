@@ -42,7 +42,7 @@ constexpr int64_t kKBlock = 2048;
 
 // MT tokens × NG groups (`ws` floats apart) over columns [0, kc): resume the chains from out (or
 // +0 when `first`), run them, store them back; only the lanes in m (a group cut by the range).
-template <int MT, int NG, bool kPacked = false>
+template <int MT, int NG>
 void Tile(float* out, int64_t ldo, const float* x, int64_t ldx, const float* w, int64_t ws, int64_t kc, bool first,
           __mmask16 m) {
   __m512 c[MT][NG];
@@ -58,7 +58,7 @@ void Tile(float* out, int64_t ldo, const float* x, int64_t ldx, const float* w, 
     for (int j = 0; j < NG; ++j) wv[j] = _mm512_loadu_ps(w + j * ws + k * kG);
 #pragma GCC unroll 8
     for (int i = 0; i < MT; ++i) {
-      const __m512 b = _mm512_set1_ps(kPacked ? x[k * MT + i] : x[i * ldx + k]);
+      const __m512 b = _mm512_set1_ps(x[i * ldx + k]);
 #pragma GCC unroll 3
       for (int j = 0; j < NG; ++j) c[i][j] = _mm512_fmadd_ps(b, wv[j], c[i][j]);
     }
