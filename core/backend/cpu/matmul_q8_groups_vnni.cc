@@ -53,6 +53,41 @@ struct SidePrefetch {
   int64_t lines = 0;
 };
 
+// One block for MT tokens × NG groups, prefill's tiles and decode's alike: the block's quants at
+// q + j·gstride and its scales at sc + j·gstride; token i's quants at xq + i·ldx, its scale at
+// xd[i·nb] and its bias at bi[i·nb]. acc += the block's products (the canonical order above).
+template <int MT, int NG>
+__attribute__((always_inline)) inline void Block(__m256 (&acc)[MT][NG], const int8_t* q, const int8_t* sc,
+                                                 int64_t gstride, const int8_t* xq, const float* xd,
+                                                 const int32_t* bi, int64_t ldx, int64_t nb, __m256i flip) {
+  __m256i isum[MT][NG];
+  for (int i = 0; i < MT; ++i) {
+    const __m256i s0 = _mm256_set1_epi32(bi[i * nb]);
+    for (int j = 0; j < NG; ++j) isum[i][j] = s0;
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < kK4; ++k) {
+    __m256i w[NG];
+    for (int j = 0; j < NG; ++j) {
+      w[j] = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * gstride + k * 4 * kQ8GroupRows)), flip);
+    }
+    for (int i = 0; i < MT; ++i) {
+      int32_t q4;
+      __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
+      const __m256i xb = _mm256_set1_epi32(q4);
+      for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_dpbusd_epi32(isum[i][j], w[j], xb);
+    }
+  }
+  for (int j = 0; j < NG; ++j) {
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + j * gstride)));
+    for (int i = 0; i < MT; ++i) {
+      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * nb)),
+                                  acc[i][j]);
+    }
+  }
+}
+
 // MT tokens (from i0) × NG groups (`gstride` bytes apart from g0) over all nb blocks; token i's 8
 // outputs of group j go to out[i·ldo + j·8 ..), lanes m only. bias[i·nb + b] = -128 · Σ q_x of
 // token i0 + i's block b.
@@ -70,34 +105,7 @@ void Tile(float* out, int64_t ldo, const Q8Rows& x, int64_t i0, const int32_t* b
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* const qb = g0 + Q8GroupQuantsAt(b);
     if (b < side.lines) _mm_prefetch(side.at + b * 64, _MM_HINT_T1);
-    __m256i isum[MT][NG];
-    for (int i = 0; i < MT; ++i) {
-      const __m256i s0 = _mm256_set1_epi32(bi[i * nb + b]);
-      for (int j = 0; j < NG; ++j) isum[i][j] = s0;
-    }
-    const int8_t* const xqb = xq + b * kQ8Block;
-#pragma GCC unroll 8
-    for (int k = 0; k < kK4; ++k) {
-      __m256i w[NG];
-      for (int j = 0; j < NG; ++j) {
-        w[j] = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + j * gstride + k * 4 * kQ8GroupRows)), flip);
-      }
-      for (int i = 0; i < MT; ++i) {
-        int32_t q4;
-        __builtin_memcpy(&q4, xqb + i * ldx + 4 * k, 4);
-        const __m256i q = _mm256_set1_epi32(q4);
-        for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_dpbusd_epi32(isum[i][j], w[j], q);
-      }
-    }
-    for (int j = 0; j < NG; ++j) {
-      const __m256 dw = _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(g0 + j * gstride + Q8GroupScalesAt(b))));
-      for (int i = 0; i < MT; ++i) {
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
-                                    _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * nb + b)), acc[i][j]);
-      }
-    }
+    Block<MT, NG>(acc, qb, g0 + Q8GroupScalesAt(b), gstride, xq + b * kQ8Block, xd + b, bi + b, ldx, nb, flip);
   }
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NG; ++j) _mm256_mask_storeu_ps(out + i * ldo + j * kQ8GroupRows, m, acc[i][j]);
@@ -164,40 +172,6 @@ void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int32_t* bia
 
 // ---- decode ----
 
-// One block of a decode tile: MT tokens × NG groups, the block's quants at q + j·gstride and its
-// scales at sc + j·gstride, token i's quants at xq + i·ldx, scale at xd[i·nb], bias at bi[i·nb].
-template <int MT, int NG>
-__attribute__((always_inline)) inline void DecodeBlock(__m256 (&acc)[MT][NG], const int8_t* q, const int8_t* sc,
-                                                       int64_t gstride, const int8_t* xq, const float* xd,
-                                                       const int32_t* bi, int64_t ldx, int64_t nb, __m256i flip) {
-  __m256i isum[MT][NG];
-  for (int i = 0; i < MT; ++i) {
-    const __m256i s0 = _mm256_set1_epi32(bi[i * nb]);
-    for (int j = 0; j < NG; ++j) isum[i][j] = s0;
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < kK4; ++k) {
-    __m256i w[NG];
-    for (int j = 0; j < NG; ++j) {
-      w[j] = _mm256_xor_si256(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * gstride + k * 4 * kQ8GroupRows)), flip);
-    }
-    for (int i = 0; i < MT; ++i) {
-      int32_t q4;
-      __builtin_memcpy(&q4, xq + i * ldx + 4 * k, 4);
-      const __m256i xb = _mm256_set1_epi32(q4);
-      for (int j = 0; j < NG; ++j) isum[i][j] = _mm256_dpbusd_epi32(isum[i][j], w[j], xb);
-    }
-  }
-  for (int j = 0; j < NG; ++j) {
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + j * gstride)));
-    for (int i = 0; i < MT; ++i) {
-      acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i * nb)),
-                                  acc[i][j]);
-    }
-  }
-}
-
 // MT tokens (1 or 2) × NG whole groups `gstride` bytes apart, all nb blocks, walked by block pair
 // with pointers that only advance (as the AVX2 decode tile).
 template <int MT, int NG>
@@ -215,11 +189,11 @@ __attribute__((noinline)) void DecodeTile(float* out, int64_t ldo, const Q8Rows&
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2, p += kQ8GroupPairBytes, xq += 2 * kQ8Block, xd += 2, bi += 2) {
     const int8_t* q = p + 2 * kQ8GroupScaleBytes;
-    DecodeBlock<MT, NG>(acc, q, p, gstride, xq, xd, bi, ldx, nb, flip);
-    DecodeBlock<MT, NG>(acc, q + kQ8GroupQuantBytes, p + kQ8GroupScaleBytes, gstride, xq + kQ8Block, xd + 1, bi + 1,
+    Block<MT, NG>(acc, q, p, gstride, xq, xd, bi, ldx, nb, flip);
+    Block<MT, NG>(acc, q + kQ8GroupQuantBytes, p + kQ8GroupScaleBytes, gstride, xq + kQ8Block, xd + 1, bi + 1,
                         ldx, nb, flip);
   }
-  if (b < nb) DecodeBlock<MT, NG>(acc, p + 2 * kQ8GroupScaleBytes, p, gstride, xq, xd, bi, ldx, nb, flip);
+  if (b < nb) Block<MT, NG>(acc, p + 2 * kQ8GroupScaleBytes, p, gstride, xq, xd, bi, ldx, nb, flip);
   for (int i = 0; i < MT; ++i)
     for (int j = 0; j < NG; ++j) _mm256_storeu_ps(out + i * ldo + j * ostride, acc[i][j]);
 }
