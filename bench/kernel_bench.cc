@@ -14,7 +14,9 @@
 // one second to the next, so only figures taken in the same moments compare. `read` is no
 // MatMul but a plain read of as many bytes as the F32 weight (each thread's share as 4
 // far-apart streams with a software prefetch, the best plain pattern of strata-cpu-bench): the
-// memory system's own speed in those moments.
+// memory system's own speed in those moments. `peak` is no MatMul either but the FMA loop of
+// strata-cpu-bench's peak (the widest FMA the CPU has) doing as many FLOPs as one MatMul: each
+// MatMul is set against it round by round ("of peak"), the figure prefill tuning wants.
 #include <time.h>
 
 #include <algorithm>
@@ -65,7 +67,40 @@ __attribute__((target("avx2"))) float Read4(const float* p, int64_t n) {
   _mm256_store_ps(l, t);
   return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
 }
+
+// Independent FMA chains held in registers, 12 per iteration (strata-cpu-bench's peak loop): the
+// widest FMA this CPU has, so `peak` is what the matmuls' GFLOP/s are set against.
+__attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 t = acc[0];
+  for (int i = 1; i < 12; ++i) t = _mm256_add_ps(t, acc[i]);
+  return _mm256_cvtss_f32(t);
+}
+__attribute__((target("avx512f"))) float FmaLoopAvx512(int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 t = acc[0];
+  for (int i = 1; i < 12; ++i) t = _mm512_add_ps(t, acc[i]);
+  return _mm512_cvtss_f32(t);
+}
+bool Avx512() { return __builtin_cpu_supports("avx512f"); }
+// FLOPs per iteration of the widest loop.
+double FmaLoopFlops() { return 12.0 * 2 * (Avx512() ? 16 : 8); }
+float FmaLoop(int64_t iters) { return Avx512() ? FmaLoopAvx512(iters) : FmaLoopAvx2(iters); }
 #else
+double FmaLoopFlops() { return 2; }
+float FmaLoop(int64_t iters) {
+  float a = 1;
+  for (int64_t i = 0; i < iters; ++i) a = a * 0.999999f + 1e-6f;
+  return a;
+}
 float Read4(const float* p, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += p[i];
@@ -159,6 +194,10 @@ int Main(int argc, char** argv) {
     Subject s;
     s.name = name;
     const bool read = name == "read";
+    if (name == "peak") {  // no weight: the FMA loop, as many FLOPs as one MatMul
+      subjects.push_back(std::move(s));
+      continue;
+    }
     DType t = DType::kF32;
     if (!read && !ParseDType(name, &t)) {
       std::fprintf(stderr, "unknown dtype %s\n", name.c_str());
@@ -185,7 +224,16 @@ int Main(int argc, char** argv) {
     subjects.push_back(std::move(s));
   }
 
+  const double flops = 2.0 * n * rows * cols;
+  volatile float sink = 0;
   auto run = [&](const Subject& s, int call) {
+    if (s.name == "peak") {
+      const int64_t iters = static_cast<int64_t>(flops / threads / FmaLoopFlops());
+      backend.HostParallelFor(threads, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) sink = sink + FmaLoop(iters);
+      });
+      return;
+    }
     const Tensor& w = s.weights[call % s.weights.size()];
     if (s.name != "read") return backend.MatMul(out, x, w, n);
     const float* p = static_cast<const float*>(w.data);
@@ -225,15 +273,39 @@ int Main(int argc, char** argv) {
   std::printf("%s rows %lld cols %lld n %d threads %d, %d interleaved calls each (medians; p10-p90):\n",
               cpu::IsaName(backend.isa()), static_cast<long long>(rows), static_cast<long long>(cols), n, threads,
               reps);
-  double first = 0;
-  for (Subject& s : subjects) {
-    std::sort(s.times.begin(), s.times.end());
-    const double med = s.times[s.times.size() / 2];
-    const double gbs = s.bytes / med / 1e9;
-    if (first == 0) first = gbs;
-    std::printf("  %-5s %7.3f ms  %6.2f GB/s (%.2f-%.2f)  %7.1f GFLOP/s  %.3f of %s\n", s.name.c_str(), med * 1e3, gbs,
-                s.bytes / s.times[s.times.size() * 9 / 10] / 1e9, s.bytes / s.times[s.times.size() / 10] / 1e9,
-                s.name == "read" ? 0.0 : 2.0 * n * rows * cols / med / 1e9, gbs / first, subjects[0].name.c_str());
+  // With `peak` among the subjects, each MatMul's GFLOP/s is also set against the FMA peak of the
+  // same rounds: the median over rounds of (peak's time / its time), as the two did equal FLOPs.
+  const Subject* peak = nullptr;
+  for (const Subject& s : subjects) {
+    if (s.name == "peak") peak = &s;
+  }
+  const Subject* first = nullptr;
+  for (const Subject& s : subjects) {
+    if (s.bytes > 0 && first == nullptr) first = &s;
+  }
+  for (const Subject& s : subjects) {
+    std::vector<double> sorted = s.times;
+    std::sort(sorted.begin(), sorted.end());
+    const double med = sorted[sorted.size() / 2];
+    std::printf("  %-5s %7.3f ms", s.name.c_str(), med * 1e3);
+    if (s.bytes > 0) {
+      const double gbs = s.bytes / med / 1e9;
+      std::printf("  %6.2f GB/s (%.2f-%.2f)", gbs, s.bytes / sorted[sorted.size() * 9 / 10] / 1e9,
+                  s.bytes / sorted[sorted.size() / 10] / 1e9);
+    }
+    if (s.name != "read") std::printf("  %7.1f GFLOP/s", flops / med / 1e9);
+    if (s.bytes > 0) {
+      std::vector<double> f = first->times;
+      std::sort(f.begin(), f.end());
+      std::printf("  %.3f of %s", s.bytes / med / (first->bytes / f[f.size() / 2]), first->name.c_str());
+    }
+    if (peak != nullptr && &s != peak && s.name != "read") {
+      std::vector<double> ratio;
+      for (size_t r = 0; r < s.times.size(); ++r) ratio.push_back(peak->times[r] / s.times[r]);
+      std::sort(ratio.begin(), ratio.end());
+      std::printf("  %.3f of peak", ratio[ratio.size() / 2]);
+    }
+    std::printf("\n");
   }
   return 0;
 }
