@@ -568,7 +568,9 @@ TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
 }
 
 // Groups of 8 query heads take the kernel whose lanes are the heads, with runs of two tokens
-// sharing each K row. Head sizes 8, 24 and 40 reach every tail of its weighted sum (1, 3, 4 + 1
+// sharing each K row (AVX-512: runs of four, two tokens' heads to a vector, the odd last token and
+// every decode step by the AVX2 kernel, so decode-alone against prefill also checks the two
+// instruction sets against each other). Head sizes 8, 24 and 40 reach every tail of its weighted sum (1, 3, 4 + 1
 // vectors); two sequences whose block tables end exactly with their last position (8 and 12
 // tokens in 4-slot blocks) and one that does not (7), prefilled together, match each token
 // decoded alone bit for bit and dense double attention closely.

@@ -27,6 +27,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 #include "core/backend/cpu/simd_avx2.h"
+#include "core/backend/cpu/kv_rows.h"
 
 namespace strata::cpu::avx2 {
 namespace {
@@ -78,17 +79,6 @@ inline void Scores8(float* out, const float* q, const float* const (&rows)[8], i
     for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(rows[i] + k, m), acc[i]);
   }
   _mm256_storeu_ps(out, _mm256_mul_ps(Hsum8(acc), _mm256_set1_ps(scale)));
-}
-
-// Calls f(p, row) for p in [0, ctx) with row = base + slot(p) * kv_dim.
-template <class F>
-inline void ForEachRow(const float* base, int64_t kv_dim, const int32_t* block_table, int32_t block_size,
-                       int ctx, F&& f) {
-  for (int p0 = 0, blk = 0; p0 < ctx; p0 += block_size, ++blk) {
-    const float* row = base + static_cast<int64_t>(block_table[blk]) * block_size * kv_dim;
-    const int end = std::min(ctx, p0 + block_size);
-    for (int p = p0; p < end; ++p, row += kv_dim) f(p, row);
-  }
 }
 
 // Turns scores s[0..ctx) into e^(s - max) in place; returns their sum.
@@ -175,18 +165,6 @@ void AttendOne(float* out, const float* q, int n_q, const float* k, const float*
 // ---- groups of 8 heads, lanes = heads ----
 
 constexpr int kHeads = 8;
-
-// The K (or V) rows of one KV head through a sequence's block table, for ForEachRow.
-struct KvRows {
-  const float* base;
-  int64_t kv_dim;
-  const int32_t* block_table;
-  int32_t block_size;
-  template <class F>
-  void ForEach(int n, F&& f) const {
-    ForEachRow(base, kv_dim, block_table, block_size, n, f);
-  }
-};
 
 // Scores of T tokens at NP positions: s[t][(p + i) · 8 + h] = (Σ_d qT[t][d · 8 + h] · k_i[d]) ·
 // scale, one FMA chain per (token, position) with the 8 heads as lanes. T · NP chains cover the

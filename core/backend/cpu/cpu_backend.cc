@@ -322,9 +322,9 @@ void CpuBackend::Attention(float* out, const float* q, const KvLayerView& kv, co
   const int hd = shape.head_dim;
   const int q_dim = shape.n_heads * hd;
   const int group = shape.n_heads / shape.n_kv_heads;
-  // Runs of up to kAttendRun consecutive tokens of one sequence: the kernel shares each K row
+  // Runs of up to attend_run consecutive tokens of one sequence: the kernel shares each K row
   // between a run's tokens (a token's bits do not depend on its run).
-  constexpr int kAttendRun = 2;
+  const int kAttendRun = kernels_.attend_run;
   attend_runs_.clear();
   int max_ctx = 0;
   for (const SeqStep& s : batch.seqs) {

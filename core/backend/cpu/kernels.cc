@@ -101,6 +101,8 @@ const Kernels& Avx512Kernels() {
     t.matmul_float = avx512::MatMulFloat;
     t.matmul_q8_scratch = avx512::MatMulQ8Scratch;
     t.matmul_q8 = avx512::MatMulQ8;
+    t.attend = avx512::Attend;
+    t.attend_run = 4;
     return t;
   }();
   return k;

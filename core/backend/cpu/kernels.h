@@ -82,6 +82,9 @@ struct Kernels {
   void (*attend)(float* out, const float* q, int64_t ldq, int n_tok, int n_q, const float* k, const float* v,
                  int64_t kv_dim, const int32_t* block_table, int32_t block_size, int ctx0, int hd, float scale,
                  float* scratch);
+  // How many consecutive tokens the backend hands `attend` at once (prefill): its kernel shares
+  // each K row between them. Speed only: a token's bits do not depend on its run.
+  int attend_run = 2;
 
   // out[i] = silu(gate[i]) * up[i].
   void (*swiglu)(float* out, const float* gate, const float* up, int64_t count);
