@@ -33,6 +33,12 @@
 // sustains; that figure is printed too.) A row's "of BW" and "of pk" are the median of its reps'
 // fractions (each rep's is printed below the row); its tokens/s, GB/s and GFLOP/s are the best
 // rep's. Last, decode's scaling across thread counts is printed beside the read bandwidth's own.
+// Each prefill rep also reads the hypervisor's steal time (/proc/stat) around its step: the share
+// of the CPUs' time the host gave to others (up to ~25% in some 5-second stretches on this VM, when
+// 2-thread prefill fell to ~55% of the peak that the short FMA loop around it still reached). It
+// is printed with the rep, and the rep's prefill beside it against the peak left after it,
+// peak × (1 - steal), which is what the engine could have reached in those moments (exact when
+// the threads are as many as the CPUs; with fewer, steal on an idle CPU is counted too).
 // Not a test: nothing is asserted.
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -310,6 +316,7 @@ struct ModelFigures {
   // array after every decode step, the patterns in turn; the best pattern's mean over the rep
   // (its bytes over its passes' time), and that figure.
   double decode_of_same[kMaxReps] = {}, same_bw[kMaxReps] = {};
+  double prefill_steal[kMaxReps] = {};  // share of the CPUs' time stolen by the host during the step
   Machine best_around;  // the best bandwidth and peak measured around this model's reps
   double batch_tps = 0, batch_one_row_tps = 0;  // --batch N: N sequences decoding together
   double decode_bytes = 0;   // weight bytes read per decode token
@@ -336,6 +343,29 @@ std::string BaseName(const std::string& path) { return path.substr(path.find_las
 // The first row's greedy token (the buffer holds up to --batch rows).
 int Argmax(const std::vector<float>& v, int n_vocab) {
   return static_cast<int>(std::max_element(v.begin(), v.begin() + n_vocab) - v.begin());
+}
+
+// The CPUs' time so far from /proc/stat's first line (all CPUs, in USER_HZ ticks): stolen by the
+// hypervisor, and in all (user, nice, system, idle, iowait, irq, softirq, steal). Zeros where
+// there is no /proc/stat.
+struct CpuTicks {
+  double steal = 0, total = 0;
+};
+CpuTicks ReadCpuTicks() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  CpuTicks t;
+  if (!(f >> cpu) || cpu != "cpu") return t;
+  for (int i = 0; i < 8; ++i) {
+    double v = 0;
+    if (!(f >> v)) return CpuTicks{};
+    t.total += v;
+    if (i == 7) t.steal = v;
+  }
+  return t;
+}
+double StealShare(const CpuTicks& a, const CpuTicks& b) {
+  return b.total > a.total ? (b.steal - a.steal) / (b.total - a.total) : 0;
 }
 
 double Median(std::vector<double> v) {
@@ -448,9 +478,11 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
     for (int i = 0; i < n_prompt; ++i) ids[i] = (7 + 131 * i) % c.n_vocab;
     batch.Clear();
     batch.AddSequence(ids.data(), n_prompt, 0, blocks_b, block, true);
+    const CpuTicks ticks0 = ReadCpuTicks();
     const double t1 = Now();
     if (absl::Status st = model.Forward(batch, kv->get(), logits.data()); !st.ok()) { std::fprintf(stderr, "%s\n", st.ToString().c_str()); return false; }
     const double prefill_tps = n_prompt / (Now() - t1);
+    const double steal = StealShare(ticks0, ReadCpuTicks());
     f->prefill_tps = std::max(f->prefill_tps, prefill_tps);
     const Machine after = measure();
     note(after);
@@ -460,6 +492,7 @@ bool RunModel(const std::string& path, const CpuBackendOptions& bo, int n_decode
       f->decode_of_same[r] = same_bw > 0 ? f->decode_bytes * decode_tps / same_bw : 0;
       const double peak = std::max(mid.peak, after.peak);
       f->prefill_of_peak[r] = peak > 0 ? f->prefill_flops * prefill_tps / n_prompt / peak : 0;
+      f->prefill_steal[r] = steal;
       f->reps_run = r + 1;
     }
     before = after;
@@ -723,7 +756,15 @@ int Main(int argc, char** argv) {
       for (double v : of_bw) std::printf(" %.0f%%", 100 * v);
       std::printf(" of BW (median %.0f%%), prefill", 100 * Median(of_bw));
       for (double v : of_peak) std::printf(" %.0f%%", 100 * v);
-      std::printf(" of peak\n");
+      std::printf(" of peak; the host stole");
+      std::vector<double> of_left;
+      for (int r = 0; r < f.reps_run; ++r) {
+        std::printf(" %.0f%%", 100 * f.prefill_steal[r]);
+        of_left.push_back(f.prefill_steal[r] < 1 ? of_peak[r] / (1 - f.prefill_steal[r]) : 0);
+      }
+      std::printf(" of the CPUs' time during them: prefill");
+      for (double v : of_left) std::printf(" %.0f%%", 100 * v);
+      std::printf(" of the peak left (median %.0f%%)\n", 100 * Median(of_left));
       if (n_batch > 0) {
         std::printf("  batched decode, %d sequences: %.1f tokens/s = %.2f of prefill (%.1f tokens/s with one logits "
                     "row)\n",

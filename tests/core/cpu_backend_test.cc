@@ -359,15 +359,15 @@ TEST_P(CpuBackendTest, MatMulsEqualSeparateMatMuls) {
 }
 
 // The row split behind MatMuls: every row of every weight once, in order, each range starting on
-// a 48-row unit of its weight; pieces shrink so the hand-out ends on small ones; the range count
-// stays bounded for many threads and long weights.
+// a 48-row unit of its weight; pieces shrink (or, for prefill, are all one unit) so the hand-out
+// ends on small ones; the range count stays bounded for many threads and long weights.
 TEST(CpuBackendSplitTest, SplitRowsCoversEveryRowOnceInShrinkingPieces) {
   using R = CpuBackend::RowRange;
   const std::vector<std::vector<int64_t>> cases = {
       {2048}, {2048, 256, 256}, {5632, 5632}, {32000}, {7}, {1, 0, 50, 97}, {0}, {203, 29, 7, 41}};
   for (const auto& rows : cases) {
     for (int threads : {1, 2, 3, 8, 64})
-    for (int tokens : {1, 512}) {
+    for (int tokens : {1, 16, 512}) {
       SCOPED_TRACE(::testing::PrintToString(rows) + " threads " + std::to_string(threads) + " tokens " +
                    std::to_string(tokens));
       R out[CpuBackend::kMaxRowRanges];
@@ -389,11 +389,14 @@ TEST(CpuBackendSplitTest, SplitRowsCoversEveryRowOnceInShrinkingPieces) {
       EXPECT_EQ(t, static_cast<int>(rows.size())) << "rows left over";
     }
   }
-  // 2048 rows on 2 threads: the first piece is a quarter of them for prefill (half for decode),
-  // the last one a single unit.
+  // 2048 rows on 2 threads: prefill takes one-unit pieces; 16 tokens take a quarter of them first;
+  // decode half; the last piece is a single unit.
   const int64_t rows = 2048;
   R out[CpuBackend::kMaxRowRanges];
   int n = CpuBackend::SplitRows(&rows, 1, 2, 512, out);
+  EXPECT_EQ(n, 43);  // 42 units and the 32 rows left
+  for (int i = 0; i < n; ++i) EXPECT_LE(out[i].r1 - out[i].r0, 48) << "range " << i;
+  n = CpuBackend::SplitRows(&rows, 1, 2, 16, out);
   EXPECT_EQ(out[0].r1 - out[0].r0, 528);
   EXPECT_LE(out[n - 1].r1 - out[n - 1].r0, 48);
   EXPECT_LE(n, 24);

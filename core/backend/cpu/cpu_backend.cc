@@ -126,6 +126,14 @@ int CpuBackend::SplitRows(const int64_t* rows, int count, int threads, int token
   // Decode (1-2 tokens) takes half as many, larger pieces: each piece restarts its weight streams
   // from DRAM, and whole-model decode at 2 threads read 5-6 points more of the bandwidth so
   // (medians of 9-12 reps, alternated: F32 88% against 83%, F16 74.5% against 68.5%).
+  // Prefill (kEqualPiecesTokens tokens or more: bound by arithmetic, not memory) takes equal
+  // one-unit pieces instead, each one chunk of the kernels' 3-group tiles: a piece's rows gain
+  // nothing from running together then, and small pieces keep the hand-out even when the host
+  // deschedules one of the threads (this VM's vCPUs lost up to a quarter of their time to steal
+  // in some 5-second stretches, 2026-12-01): the other then takes all the pieces left instead of
+  // waiting on a quarter of the rows.
+  constexpr int kEqualPiecesTokens = 32;
+  const bool equal = tokens >= kEqualPiecesTokens;
   const int64_t share = tokens <= 2 ? 1 : 2;
   int64_t total = 0;
   for (int t = 0; t < count; ++t) total += rows[t];
@@ -137,7 +145,7 @@ int CpuBackend::SplitRows(const int64_t* rows, int count, int threads, int token
   int64_t left = total, r0 = 0;  // rows not yet in a piece; the next piece's first row in weight t
   while (t < count) {
     // To the nearest unit, not up: rounding up makes the first of 2 decode pieces over half.
-    int64_t size = std::max(min_size, (left / (share * threads) + kUnit / 2) / kUnit * kUnit);
+    int64_t size = equal ? min_size : std::max(min_size, (left / (share * threads) + kUnit / 2) / kUnit * kUnit);
     while (size > 0 && t < count) {  // one range per weight the piece overlaps
       if (rows[t] == 0) {
         ++t;

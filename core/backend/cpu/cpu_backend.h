@@ -26,12 +26,14 @@ class CpuBackend final : public Backend {
   };
   static constexpr int kMaxRowRanges = 256;
   // Splits the rows of `count` weights (rows[t] each, taken as one run) into ranges for dynamic
-  // hand-out to `threads` threads multiplying `tokens` token rows, largest first ("guided"): each
-  // piece a fixed share of the rows still left (1 / (2 × threads), or 1 / threads for decode's 1-2
-  // tokens), in whole 48-row units, so the last pieces are one unit and no thread finishes more
-  // than a unit after the other. A piece that runs past a weight's end goes on at the next one's
-  // row 0, so every range starts at a multiple of 48 within its weight. Returns how many ranges
-  // it wrote to out, in order and covering every row once (at most kMaxRowRanges).
+  // hand-out to `threads` threads multiplying `tokens` token rows. Below 32 tokens (bound by
+  // memory: each piece restarts its weight streams), largest first ("guided"): each piece a fixed
+  // share of the rows still left (1 / (2 × threads), or 1 / threads for decode's 1-2 tokens), in
+  // whole 48-row units, so the last pieces are one unit and no thread finishes more than a unit
+  // after the other. From 32 tokens (prefill), every piece one unit (or the fewest units that
+  // keep the count within kMaxRowRanges). A piece that runs past a weight's end goes on at the
+  // next one's row 0, so every range starts at a multiple of 48 within its weight. Returns how
+  // many ranges it wrote to out, in order and covering every row once (at most kMaxRowRanges).
   static int SplitRows(const int64_t* rows, int count, int threads, int tokens, RowRange* out);
 
   explicit CpuBackend(const CpuBackendOptions& options);
