@@ -45,6 +45,9 @@ struct Q8Rows {
 struct KernelScratch {
   float* data = nullptr;
   size_t floats = 0;
+  // A hint: rows [next_r0, next_r1) of the same weight are the piece this thread will likely
+  // multiply next (empty: none known), which a prefill kernel may prefetch while it finishes.
+  int64_t next_r0 = 0, next_r1 = 0;
 };
 
 struct Kernels {

@@ -10,8 +10,17 @@
 // because each block restarts the 24 chains (parks and reloads them, and drains the pipeline):
 // 2048 × 2016 × 504 on one core ran at 160 GFLOP/s with 2048 columns, 150 with 1024, 139 with
 // 256 and 133 with 128 (2026-11-30, against a 174 GFLOP/s AVX-512 FMA peak); 6 × 4 and 12 × 2
-// tiles were slower. F16 blocks are first converted into an f32 buffer; the next block's lines
-// are prefetched into L2 a share per tile.
+// tiles were slower. F16 blocks are first converted into an f32 buffer.
+//
+// Every block's first token tile would read its weights from DRAM at the tile's pace: timed with
+// the TSC, that tile took 2-5x as long as the others (~4% of the product on one thread). So
+// while a block's last 8 token tiles run, each prefetches into L2 its share of the next block's
+// lines, one per column (a burst of hundreds ahead of a tile stalls on the miss buffers): the
+// same groups' next columns, the chunk after, or, after a range's last chunk, the first chunk of
+// the range the backend expects this thread to take next (KernelScratch::next_r0/next_r1). With
+// it the first tiles took 1.6-2x, and 2048 × 2048 × 512 ran at 0.82 against 0.61-0.68 of the
+// FMA loop (1 thread) and 0.71-0.73 against 0.67-0.68 (2 threads, where the hint is a guess),
+// interleaved with it (2026-12-01).
 #if defined(__x86_64__)
 
 #include <algorithm>
@@ -40,19 +49,28 @@ constexpr int kTileTokens = 8;
 constexpr int kTileGroups = 3;
 constexpr int64_t kKBlock = 2048;
 
+// Lines to prefetch into L2 while tiles run: `regions` runs of `lines` 64-byte lines, `stride`
+// bytes apart from `base` (a block of weight groups), handed out a share per tile.
+struct Prefetch {
+  const char* base = nullptr;
+  int64_t stride = 0, lines = 0;
+  int regions = 0;
+  int64_t total() const { return regions * lines; }
+};
+
 // MT tokens × NG groups (`ws` floats apart) over columns [0, kc): resume the chains from out (or
 // +0 when `first`), run them, store them back; only the lanes in m (a group cut by the range).
+// Prefetches lines [p0, p1) of pf, one per column from the first.
 template <int MT, int NG>
 void Tile(float* out, int64_t ldo, const float* x, int64_t ldx, const float* w, int64_t ws, int64_t kc, bool first,
-          __mmask16 m) {
+          __mmask16 m, const Prefetch& pf, int64_t p0, int64_t p1) {
   __m512 c[MT][NG];
 #pragma GCC unroll 8
   for (int i = 0; i < MT; ++i)
 #pragma GCC unroll 3
     for (int j = 0; j < NG; ++j)
       c[i][j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + i * ldo + j * kG);
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
+  const auto step = [&](int64_t k) {
     __m512 wv[NG];
 #pragma GCC unroll 3
     for (int j = 0; j < NG; ++j) wv[j] = _mm512_loadu_ps(w + j * ws + k * kG);
@@ -62,14 +80,29 @@ void Tile(float* out, int64_t ldo, const float* x, int64_t ldx, const float* w, 
 #pragma GCC unroll 3
       for (int j = 0; j < NG; ++j) c[i][j] = _mm512_fmadd_ps(b, wv[j], c[i][j]);
     }
+  };
+  int64_t k = 0;
+  // One prefetch per column: a burst of hundreds ahead of the tile would stall on the miss buffers.
+  if (p1 > p0) {
+    int64_t r = p0 / pf.lines, off = p0 % pf.lines;
+    const char* line = pf.base + r * pf.stride + off * 64;
+    for (int64_t p = p0; p < p1 && k < kc; ++p, ++k) {
+      _mm_prefetch(line, _MM_HINT_T1);
+      line += 64;
+      if (++off == pf.lines) off = 0, line = pf.base + ++r * pf.stride;
+      step(k);
+    }
   }
+#pragma GCC unroll 2
+  for (; k < kc; ++k) step(k);
 #pragma GCC unroll 8
   for (int i = 0; i < MT; ++i)
 #pragma GCC unroll 3
     for (int j = 0; j < NG; ++j) _mm512_mask_storeu_ps(out + i * ldo + j * kG, m, c[i][j]);
 }
 
-using TileFn = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t, int64_t, bool, __mmask16);
+using TileFn = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t, int64_t, bool, __mmask16,
+                        const Prefetch&, int64_t, int64_t);
 
 template <int NG, int... MT>
 constexpr auto TilesFor(std::integer_sequence<int, MT...>) {
@@ -89,11 +122,26 @@ struct F16G {
   using T = uint16_t;
 };
 
-// Groups [g, g + ng) for every token, lanes m.
+// The first column block (of `cols`) of groups [g, g + ng) of weight w, for a Prefetch.
+template <class T>
+Prefetch FirstBlock(const T* w, int64_t cols, int64_t g, int64_t ng) {
+  const int64_t gbytes = cols * kG * static_cast<int64_t>(sizeof(T));
+  return Prefetch{reinterpret_cast<const char*>(w) + g * gbytes, gbytes,
+                  (std::min(kKBlock, cols) * kG * static_cast<int64_t>(sizeof(T)) + 63) / 64, static_cast<int>(ng)};
+}
+
+// Prefetches go to a block's last kPrefetchTiles token tiles: earlier, the x rows streaming
+// through L2 would evict the lines before their block runs.
+constexpr int kPrefetchTiles = 8;
+
+// Groups [g, g + ng) for every token, lanes m. Its blocks after the first are prefetched while
+// the one before runs, and `then` (the first block of what this thread runs next) while its
+// last one runs, so that no block's first tile waits on DRAM.
 template <class L>
 void Chunk(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const typename L::T* w, int64_t cols,
-           int64_t g, int ng, __mmask16 m, float* buf) {
+           int64_t g, int ng, __mmask16 m, float* buf, const Prefetch& then) {
   const int64_t gvals = cols * kG;
+  const int64_t tiles = (n + kTileTokens - 1) / kTileTokens;
   for (int64_t k0 = 0; k0 < cols; k0 += kKBlock) {
     const int64_t kc = std::min(kKBlock, cols - k0);
     const float* wp;
@@ -112,27 +160,25 @@ void Chunk(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const ty
       wp = buf;
       ws = kKBlock * kG;
     }
-    // The next block (these groups' next columns) comes from memory: its lines are prefetched
-    // into L2, a share per token tile, so that its first tile (or F16's conversion) does not wait.
-    const int64_t nk0 = k0 + kKBlock;
-    const int64_t lines_per_group =
-        nk0 < cols ? (std::min(kKBlock, cols - nk0) * kG * static_cast<int64_t>(sizeof(typename L::T)) + 63) / 64 : 0;
-    const int64_t lines = ng * lines_per_group;
-    const int64_t per_tile = (lines + (n + kTileTokens - 1) / kTileTokens - 1) / ((n + kTileTokens - 1) / kTileTokens);
-    int64_t line = 0, pg = 0, pl = 0;
+    Prefetch next = then;
+    if (const int64_t nk0 = k0 + kKBlock; nk0 < cols) {  // these groups' next columns
+      const int64_t bytes = static_cast<int64_t>(sizeof(typename L::T));
+      next = Prefetch{reinterpret_cast<const char*>(w + g * gvals + nk0 * kG), gvals * bytes,
+                      (std::min(kKBlock, cols - nk0) * kG * bytes + 63) / 64, ng};
+    }
+    const int64_t ptiles = std::min<int64_t>(kPrefetchTiles, tiles);
+    const int64_t per_tile = (next.total() + ptiles - 1) / ptiles;
     const TileFn full = kTiles[ng - 1][kTileTokens - 1];
-    for (int i = 0; i < n; i += kTileTokens) {
-      for (const int64_t e = std::min(lines, line + per_tile); line < e; ++line) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (g + pg) * gvals + nk0 * kG) + pl * 64, _MM_HINT_T1);
-        if (++pl == lines_per_group) pl = 0, ++pg;
-      }
-      const int mt = std::min(kTileTokens, n - i);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t i = t * kTileTokens;
+      const int64_t p0 = std::min(next.total(), std::max<int64_t>(0, t - (tiles - ptiles)) * per_tile);
+      const int64_t p1 = t >= tiles - ptiles ? std::min(next.total(), p0 + per_tile) : p0;
+      const int mt = static_cast<int>(std::min<int64_t>(kTileTokens, n - i));
       (mt == kTileTokens ? full : kTiles[ng - 1][mt - 1])(out + i * ldo + g * kG, ldo, x + i * ldx + k0, ldx, wp, ws,
-                                                          kc, k0 == 0, m);
+                                                          kc, k0 == 0, m, next, p0, p1);
     }
   }
 }
-
 
 // Lanes of group g inside rows [r0, r1).
 __mmask16 GroupMask(int64_t g, int64_t r0, int64_t r1) {
@@ -146,19 +192,42 @@ void Blocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const 
              KernelScratch scratch) {
   const auto* wd = static_cast<const typename L::T*>(w.data);
   float* buf = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data) + 63) & ~uintptr_t{63});
+  // A group cut by the range (its first or last) runs alone, masked; the whole groups between
+  // run in chunks of kTileGroups. Each chunk prefetches the next one's first block, the last one
+  // the range this thread is likely to run next (the backend's hint).
   int64_t g0 = r0 / kG, g1 = (r1 + kG - 1) / kG;
-  // A group cut by the range (its first or last) alone, masked.
-  if (r0 % kG != 0) {
-    Chunk<L>(out, ldo, x, ldx, n, wd, w.cols, g0, 1, GroupMask(g0, r0, r1), buf);
-    ++g0;
+  const bool cut0 = r0 % kG != 0, cut1 = r1 % kG != 0 && g1 - g0 > (cut0 ? 1 : 0);
+  struct Piece {
+    int64_t g;
+    int ng;
+    __mmask16 m;
+  };
+  Piece pieces[3] = {};  // at most: a cut first group, the whole groups, a cut last group
+  int np = 0;
+  if (cut0) pieces[np++] = {g0, 1, GroupMask(g0, r0, r1)}, ++g0;
+  if (cut1) --g1;
+  const int64_t whole0 = g0, whole1 = g1;
+  if (whole1 > whole0) pieces[np++] = {whole0, 0, static_cast<__mmask16>(0xffff)};
+  if (cut1) pieces[np++] = {g1, 1, GroupMask(g1, r0, r1)};
+  Prefetch after;  // the hinted next range's first chunk
+  if (scratch.next_r1 > scratch.next_r0) {
+    const int64_t ng0 = scratch.next_r0 / kG, ng1 = (scratch.next_r1 + kG - 1) / kG;
+    after = FirstBlock(wd, w.cols, ng0, std::min<int64_t>(kTileGroups, ng1 - ng0));
   }
-  if (g1 > g0 && r1 % kG != 0) {
-    --g1;
-    Chunk<L>(out, ldo, x, ldx, n, wd, w.cols, g1, 1, GroupMask(g1, r0, r1), buf);
-  }
-  for (int64_t g = g0; g < g1; g += kTileGroups) {
-    Chunk<L>(out, ldo, x, ldx, n, wd, w.cols, g, static_cast<int>(std::min<int64_t>(kTileGroups, g1 - g)),
-             static_cast<__mmask16>(0xffff), buf);
+  for (int p = 0; p < np; ++p) {
+    const Piece& pc = pieces[p];
+    const int64_t end = pc.ng == 0 ? whole1 : pc.g + 1;
+    for (int64_t g = pc.g; g < end; g += kTileGroups) {
+      const int ng = static_cast<int>(std::min<int64_t>(kTileGroups, end - g));
+      Prefetch then = after;
+      if (g + ng < end) {
+        then = FirstBlock(wd, w.cols, g + ng, std::min<int64_t>(kTileGroups, end - g - ng));
+      } else if (p + 1 < np) {
+        const Piece& nx = pieces[p + 1];
+        then = FirstBlock(wd, w.cols, nx.g, nx.ng == 0 ? std::min<int64_t>(kTileGroups, whole1 - nx.g) : 1);
+      }
+      Chunk<L>(out, ldo, x, ldx, n, wd, w.cols, g, ng, pc.m, buf, then);
+    }
   }
 }
 
