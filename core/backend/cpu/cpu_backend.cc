@@ -219,16 +219,16 @@ void CpuBackend::MatMuls(const MatMulTarget* targets, int count, const float* x,
     for (int64_t c = c0; c < c1; ++c) {
       const RowRange& r = ranges[c];
       const Tensor& w = *targets[r.target].w;
+      // Pieces go out in order, one at a time: with equal speeds each thread's next is `threads`
+      // pieces on. Where that is the same weight, the kernel may prefetch it.
+      cpu::KernelScratch s = Scratch(thread);
+      if (const int64_t nx = c + pool_.size(); nx < n_ranges && ranges[nx].target == r.target) {
+        s.next_r0 = ranges[nx].r0;
+        s.next_r1 = ranges[nx].r1;
+      }
       if (w.dtype == DType::kQ8_0) {
-        kernels_.matmul_q8(targets[r.target].out, w.rows, q, n, w, r.r0, r.r1, Scratch(thread));
+        kernels_.matmul_q8(targets[r.target].out, w.rows, q, n, w, r.r0, r.r1, s);
       } else {
-        // Pieces go out in order, one at a time: with equal speeds each thread's next is
-        // `threads` pieces on. Where that is the same weight, the kernel may prefetch it.
-        cpu::KernelScratch s = Scratch(thread);
-        if (const int64_t nx = c + pool_.size(); nx < n_ranges && ranges[nx].target == r.target) {
-          s.next_r0 = ranges[nx].r0;
-          s.next_r1 = ranges[nx].r1;
-        }
         kernels_.matmul_float(targets[r.target].out, w.rows, x, cols, n, w, r.r0, r.r1, s);
       }
     }

@@ -140,17 +140,21 @@ void BlockSums(const Q8Rows& x, int n, int64_t nb, int32_t* bias) {
 }
 
 // Groups [g0, g1) for every token: panels of groups, each passed over by every token tile.
-// m: the lanes to store (a single group cut by the range).
+// m: the lanes to store (a single group cut by the range). [then0, then1): the groups this thread
+// is expected to run next (the backend's hint), whose first panel the last one prefetches.
 void Prefill(float* out, int64_t ldo, const Q8Rows& x, int n, const int32_t* bias, const int8_t* w, int64_t nb,
-             int64_t gbytes, int64_t g0, int64_t g1, __mmask8 m) {
+             int64_t gbytes, int64_t g0, int64_t g1, __mmask8 m, int64_t then0 = 0, int64_t then1 = 0) {
   const int64_t panel = std::max<int64_t>(kTileGroups, kPanelBytes / gbytes / kTileGroups * kTileGroups);
   const int64_t tiles_per_pass = (n + kTileTokens - 1) / kTileTokens;
   for (int64_t p = g0; p < g1; p += panel) {
     const int64_t pend = std::min(g1, p + panel);
-    // The next panel's lines are prefetched into L2 during this panel's last token tiles, one
-    // line per block of a tile, so that its first tiles do not wait on DRAM.
-    const char* const pf = reinterpret_cast<const char*>(w + pend * gbytes);
-    const int64_t lines = (std::min(g1, pend + panel) - pend) * gbytes / 64;
+    // The next panel's lines (or, after the last, the hinted next range's first) are prefetched
+    // into L2 during this panel's last token tiles, one line per block of a tile, so that its
+    // first tiles do not wait on DRAM.
+    const bool last = pend == g1;
+    const int64_t nx0 = last ? then0 : pend, nx1 = last ? std::min(then1, then0 + panel) : std::min(g1, pend + panel);
+    const char* const pf = reinterpret_cast<const char*>(w + nx0 * gbytes);
+    const int64_t lines = std::max<int64_t>(0, nx1 - nx0) * gbytes / 64;
     const int64_t pf_from = std::max<int64_t>(0, tiles_per_pass - kPrefetchTiles);
     const int64_t chunks = (pend - p + kTileGroups - 1) / kTileGroups;
     const int64_t per_tile = std::min(nb, (lines + (tiles_per_pass - pf_from) * chunks - 1) /
@@ -251,7 +255,8 @@ void MatMulQ8(float* out, int64_t ldo, const Q8Rows& x, int n, const Tensor& w, 
   if (g1 <= g0) return;
   if (n == 1) return Decode<1, kDecodeStreams>(out, ldo, x, bias, base, nb, gbytes, g0, g1);
   if (n == 2) return Decode<2, 4>(out, ldo, x, bias, base, nb, gbytes, g0, g1);
-  Prefill(out, ldo, x, n, bias, base, nb, gbytes, g0, g1, static_cast<__mmask8>(0xff));
+  const int64_t then0 = scratch.next_r0 / kQ8GroupRows, then1 = (scratch.next_r1 + kQ8GroupRows - 1) / kQ8GroupRows;
+  Prefill(out, ldo, x, n, bias, base, nb, gbytes, g0, g1, static_cast<__mmask8>(0xff), then0, then1);
 }
 
 }  // namespace strata::cpu::avx512
