@@ -68,6 +68,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bench/fma_loop.h"
 #include "core/backend/cpu/cpu_backend.h"
 #include "core/backend/cpu/thread_pool.h"
 #include "core/engine/model_bundle.h"
@@ -109,35 +110,6 @@ __attribute__((target("avx2"))) float SumAvx2(const float* p, int64_t n, int str
   return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
 }
 
-// 12 independent chains of 8-wide FMAs: 2 FMA pipes × 4 cycles latency need at least 8.
-__attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-  alignas(32) float l[8];
-  _mm256_store_ps(l, s);
-  return l[0];
-}
-
-// The same with 16-wide FMAs, where the CPU has AVX-512: the machine's peak is its widest FMA's.
-__attribute__((target("avx512f"))) float FmaLoopAvx512(int64_t iters) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
-  alignas(64) float l[16];
-  _mm512_store_ps(l, s);
-  return l[0];
-}
 #endif
 
 float SumPortable(const float* p, int64_t n) {
@@ -149,24 +121,6 @@ float SumPortable(const float* p, int64_t n) {
   return s;
 }
 
-bool HaveAvx2() {
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
-bool HaveAvx512() {
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx512f");
-#else
-  return false;
-#endif
-}
-
-// The vector width of the FMAs PeakFlops times: 16 floats with AVX-512, 8 with AVX2.
-int PeakLanes() { return HaveAvx512() ? 16 : HaveAvx2() ? 8 : 0; }
 
 // One pass over the parent's 1 GiB array, between two decode steps.
 struct Pass {
@@ -291,11 +245,11 @@ double PeakFlops(int threads, int reps) {
     const double t0 = Now();
     pool.ParallelFor(threads, 1, [&](int64_t a, int64_t b, int) {
 #if defined(__x86_64__)
-      for (int64_t t = a; t < b; ++t) sink = sink + (HaveAvx512() ? FmaLoopAvx512(iters) : FmaLoopAvx2(iters));
+      for (int64_t t = a; t < b; ++t) sink = sink + FmaLoop(iters);
 #endif
     });
     const double dt = Now() - t0;
-    if (r > 0) best = std::max(best, threads * iters * 12.0 * 2 * PeakLanes() / dt);
+    if (r > 0) best = std::max(best, threads * iters * FmaLoopFlops() / dt);
   }
   return best;
 }

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/fma_loop.h"
 #include "core/backend/cpu/cpu_backend.h"
 
 #if defined(__x86_64__)
@@ -68,39 +69,7 @@ __attribute__((target("avx2"))) float Read4(const float* p, int64_t n) {
   return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
 }
 
-// Independent FMA chains held in registers, 12 per iteration (strata-cpu-bench's peak loop): the
-// widest FMA this CPU has, so `peak` is what the matmuls' GFLOP/s are set against.
-__attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
-  for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  __m256 t = acc[0];
-  for (int i = 1; i < 12; ++i) t = _mm256_add_ps(t, acc[i]);
-  return _mm256_cvtss_f32(t);
-}
-__attribute__((target("avx512f"))) float FmaLoopAvx512(int64_t iters) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
-  for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 t = acc[0];
-  for (int i = 1; i < 12; ++i) t = _mm512_add_ps(t, acc[i]);
-  return _mm512_cvtss_f32(t);
-}
-bool Avx512() { return __builtin_cpu_supports("avx512f"); }
-// FLOPs per iteration of the widest loop.
-double FmaLoopFlops() { return 12.0 * 2 * (Avx512() ? 16 : 8); }
-float FmaLoop(int64_t iters) { return Avx512() ? FmaLoopAvx512(iters) : FmaLoopAvx2(iters); }
 #else
-double FmaLoopFlops() { return 2; }
-float FmaLoop(int64_t iters) {
-  float a = 1;
-  for (int64_t i = 0; i < iters; ++i) a = a * 0.999999f + 1e-6f;
-  return a;
-}
 float Read4(const float* p, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += p[i];
