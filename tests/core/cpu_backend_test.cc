@@ -543,13 +543,15 @@ TEST_P(CpuBackendTest, PagedAttentionMixedBatch) {
   ExpectClose(got, want, 1e-5f, 1e-4f);
 }
 
-// TinyLlama's attention shape (32 query heads over 4 KV heads, head_dim 64) on one sequence of 37
-// tokens in scattered 16-slot blocks: each token's output is bit-identical whether the 37 come as
-// one prefill step or one at a time as decode steps, and close to dense double attention.
+// TinyLlama's attention shape (32 query heads over 4 KV heads, head_dim 64) on one sequence of 150
+// tokens in scattered 16-slot blocks: each token's output is bit-identical whether the 150 come as
+// one prefill step, as two (80 then 70, so the second's runs start mid-context), or one at a time
+// as decode steps, and close to dense double attention. 150 positions span three of the AVX-512
+// weighted sum's 64-position blocks, the last one partly.
 TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
-  const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 37;
-  const std::vector<int32_t> table = {5, 0, 3};
-  std::vector<float> kc(6 * bs * kv_dim), vc(6 * bs * kv_dim);
+  const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 150, split = 80;
+  const std::vector<int32_t> table = {5, 0, 3, 11, 7, 1, 9, 2, 10, 4};
+  std::vector<float> kc(12 * bs * kv_dim), vc(12 * bs * kv_dim);
   const KvLayerView kv{kc.data(), vc.data(), bs, kv_dim};
   const std::vector<float> K = Random(len * kv_dim, 50), V = Random(len * kv_dim, 51);
   const std::vector<float> q = Random(len * heads * hd, 52, 2.0f);
@@ -558,13 +560,19 @@ TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
   Batch all;
   all.AddSequence(ids.data(), len, 0, table, bs, true);
   backend_.StoreKv(kv, K.data(), V.data(), all.slots.data(), len);
-  std::vector<float> together(len * heads * hd), alone(heads * hd), want(heads * hd);
+  std::vector<float> together(len * heads * hd), two(len * heads * hd), alone(heads * hd), want(heads * hd);
   backend_.Attention(together.data(), q.data(), kv, all, shape);
+  Batch first, second;
+  first.AddSequence(ids.data(), split, 0, table, bs, true);
+  second.AddSequence(ids.data(), len - split, split, table, bs, true);
+  backend_.Attention(two.data(), q.data(), kv, first, shape);
+  backend_.Attention(two.data() + split * heads * hd, q.data() + split * heads * hd, kv, second, shape);
   for (int p = 0; p < len; ++p) {
     Batch one;
     one.AddSequence(ids.data(), 1, p, table, bs, true);
     backend_.Attention(alone.data(), q.data() + p * heads * hd, kv, one, shape);
     ASSERT_TRUE(BitEqual(alone.data(), together.data() + p * heads * hd, heads * hd)) << "position " << p;
+    ASSERT_TRUE(BitEqual(alone.data(), two.data() + p * heads * hd, heads * hd)) << "position " << p;
     ref::AttentionOne(want.data(), q.data() + p * heads * hd, K, V, p + 1, heads, kv_heads, hd);
     ExpectClose(alone, want, 1e-5f, 1e-4f);
   }
