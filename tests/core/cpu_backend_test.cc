@@ -546,8 +546,8 @@ TEST_P(CpuBackendTest, PagedAttentionMixedBatch) {
 // TinyLlama's attention shape (32 query heads over 4 KV heads, head_dim 64) on one sequence of 150
 // tokens in scattered 16-slot blocks: each token's output is bit-identical whether the 150 come as
 // one prefill step, as two (80 then 70, so the second's runs start mid-context), or one at a time
-// as decode steps, and close to dense double attention. 150 positions span three of the AVX-512
-// weighted sum's 64-position blocks, the last one partly.
+// as decode steps, and close to dense double attention. 150 positions take ten blocks, and with
+// AVX-512 the prefill's runs of four tokens meet their context at every offset within a block.
 TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
   const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 150, split = 80;
   const std::vector<int32_t> table = {5, 0, 3, 11, 7, 1, 9, 2, 10, 4};
