@@ -545,11 +545,11 @@ TEST_P(CpuBackendTest, PagedAttentionMixedBatch) {
 
 // TinyLlama's attention shape (32 query heads over 4 KV heads, head_dim 64) on one sequence of 150
 // tokens in scattered 16-slot blocks: each token's output is bit-identical whether the 150 come as
-// one prefill step, as two (80 then 70, so the second's runs start mid-context), or one at a time
-// as decode steps, and close to dense double attention. 150 positions take ten blocks, and with
-// AVX-512 the prefill's runs of four tokens meet their context at every offset within a block.
+// one prefill step, as two (83 then 67: the second's runs of tokens start mid-context and cross
+// the 16-slot blocks at other offsets than the first's, and it ends with an odd token), or one
+// at a time as decode steps, and close to dense double attention.
 TEST_P(CpuBackendTest, AttentionBatchInvariantGqa) {
-  const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 150, split = 80;
+  const int heads = 32, kv_heads = 4, hd = 64, kv_dim = kv_heads * hd, bs = 16, len = 150, split = 83;
   const std::vector<int32_t> table = {5, 0, 3, 11, 7, 1, 9, 2, 10, 4};
   std::vector<float> kc(12 * bs * kv_dim), vc(12 * bs * kv_dim);
   const KvLayerView kv{kc.data(), vc.data(), bs, kv_dim};
