@@ -171,7 +171,7 @@ void TokenOut(float* out, int hd, const float* e, int lane0, const KvRows& v, in
   }
 }
 
-// n_pairs (1 or 2) pairs of consecutive tokens, the first seeing positions [0, ctx0).
+// T2 (1 or 2) pairs of consecutive tokens, the first seeing positions [0, ctx0).
 template <int T2>
 void AttendPairs(float* out, const float* q, int64_t ldq, const KvRows& kw, const KvRows& vw, int ctx0, int hd,
                  float scale, float* scratch) {

@@ -1,9 +1,10 @@
 // The AVX-512 kernels (x86-64 only): AVX-512 F/BW/VL with VNNI, on top of the AVX2 set. Their
 // own code: F32/F16 prefill of the repacked groups (16-wide FMAs), every product of repacked
-// Q8_0 groups (VNNI) and prefill attention over runs of 4 tokens; everything else, F32/F16 decode included (bound by memory, which AVX2
-// already reads at its limit), is the AVX2 kernel. The layouts and canonical orders are the AVX2
-// kernels' own, so both instruction sets give every output the same bits. Compiled with a target
-// pragma; Avx512Kernels() is only handed out after DetectIsa() found the instructions.
+// Q8_0 groups (VNNI) and prefill attention over runs of 4 tokens; everything else, F32/F16
+// decode included (bound by memory, which AVX2 already reads at its limit), is the AVX2 kernel.
+// The layouts and canonical orders are the AVX2 kernels' own, so both instruction sets give every
+// output the same bits. Compiled with a target pragma; Avx512Kernels() is only handed out after
+// DetectIsa() found the instructions.
 #pragma once
 
 #include "core/backend/cpu/kernels.h"

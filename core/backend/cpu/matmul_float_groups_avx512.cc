@@ -126,12 +126,12 @@ struct F16G {
   using T = uint16_t;
 };
 
-// The first column block (of `cols`) of groups [g, g + ng) of weight w, for a Prefetch.
+// The column block from k0 (of `cols`) of groups [g, g + ng) of weight w, for a Prefetch.
 template <class T>
-Prefetch FirstBlock(const T* w, int64_t cols, int64_t g, int64_t ng) {
-  const int64_t gbytes = cols * kG * static_cast<int64_t>(sizeof(T));
-  return Prefetch{reinterpret_cast<const char*>(w) + g * gbytes, gbytes,
-                  (std::min(kKBlock, cols) * kG * static_cast<int64_t>(sizeof(T)) + 63) / 64, static_cast<int>(ng)};
+Prefetch BlockAt(const T* w, int64_t cols, int64_t g, int64_t ng, int64_t k0) {
+  const int64_t bytes = static_cast<int64_t>(sizeof(T));
+  return Prefetch{reinterpret_cast<const char*>(w + (g * cols + k0) * kG), cols * kG * bytes,
+                  (std::min(kKBlock, cols - k0) * kG * bytes + 63) / 64, static_cast<int>(ng)};
 }
 
 // Prefetches go to a block's last kPrefetchTiles token tiles: much earlier, the x rows streaming
@@ -167,12 +167,8 @@ void Chunk(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const ty
       wp = buf;
       ws = kKBlock * kG;
     }
-    Prefetch next = then;
-    if (const int64_t nk0 = k0 + kKBlock; nk0 < cols) {  // these groups' next columns
-      const int64_t bytes = static_cast<int64_t>(sizeof(typename L::T));
-      next = Prefetch{reinterpret_cast<const char*>(w + g * gvals + nk0 * kG), gvals * bytes,
-                      (std::min(kKBlock, cols - nk0) * kG * bytes + 63) / 64, ng};
-    }
+    // These groups' next columns, or after the last block `then`.
+    const Prefetch next = k0 + kKBlock < cols ? BlockAt(w, cols, g, ng, k0 + kKBlock) : then;
     const int64_t ptiles = std::min<int64_t>(kPrefetchTiles, tiles);
     const int64_t per_tile = (next.total() + ptiles - 1) / ptiles;
     const TileFn full = kTiles[ng - 1][kTileTokens - 1];
@@ -204,35 +200,29 @@ void Blocked(float* out, int64_t ldo, const float* x, int64_t ldx, int n, const 
   // the range this thread is likely to run next (the backend's hint).
   int64_t g0 = r0 / kG, g1 = (r1 + kG - 1) / kG;
   const bool cut0 = r0 % kG != 0, cut1 = r1 % kG != 0 && g1 - g0 > (cut0 ? 1 : 0);
-  struct Piece {
-    int64_t g;
-    int ng;
+  struct Piece {  // groups [g, end), lanes m
+    int64_t g, end;
     __mmask16 m;
   };
   Piece pieces[3] = {};  // at most: a cut first group, the whole groups, a cut last group
   int np = 0;
-  if (cut0) pieces[np++] = {g0, 1, GroupMask(g0, r0, r1)}, ++g0;
+  if (cut0) pieces[np++] = {g0, g0 + 1, GroupMask(g0, r0, r1)}, ++g0;
   if (cut1) --g1;
-  const int64_t whole0 = g0, whole1 = g1;
-  if (whole1 > whole0) pieces[np++] = {whole0, 0, static_cast<__mmask16>(0xffff)};
-  if (cut1) pieces[np++] = {g1, 1, GroupMask(g1, r0, r1)};
-  Prefetch after;  // the hinted next range's first chunk
-  if (scratch.next_r1 > scratch.next_r0) {
-    const int64_t ng0 = scratch.next_r0 / kG, ng1 = (scratch.next_r1 + kG - 1) / kG;
-    after = FirstBlock(wd, w.cols, ng0, std::min<int64_t>(kTileGroups, ng1 - ng0));
-  }
+  if (g1 > g0) pieces[np++] = {g0, g1, static_cast<__mmask16>(0xffff)};
+  if (cut1) pieces[np++] = {g1, g1 + 1, GroupMask(g1, r0, r1)};
+  // The first chunk's first block of groups [g, end).
+  const auto first_block = [&](int64_t g, int64_t end) {
+    return BlockAt(wd, w.cols, g, std::min<int64_t>(kTileGroups, end - g), 0);
+  };
+  Prefetch after;  // the hinted next range's
+  if (scratch.next_r1 > scratch.next_r0) after = first_block(scratch.next_r0 / kG, (scratch.next_r1 + kG - 1) / kG);
   for (int p = 0; p < np; ++p) {
     const Piece& pc = pieces[p];
-    const int64_t end = pc.ng == 0 ? whole1 : pc.g + 1;
-    for (int64_t g = pc.g; g < end; g += kTileGroups) {
-      const int ng = static_cast<int>(std::min<int64_t>(kTileGroups, end - g));
-      Prefetch then = after;
-      if (g + ng < end) {
-        then = FirstBlock(wd, w.cols, g + ng, std::min<int64_t>(kTileGroups, end - g - ng));
-      } else if (p + 1 < np) {
-        const Piece& nx = pieces[p + 1];
-        then = FirstBlock(wd, w.cols, nx.g, nx.ng == 0 ? std::min<int64_t>(kTileGroups, whole1 - nx.g) : 1);
-      }
+    for (int64_t g = pc.g; g < pc.end; g += kTileGroups) {
+      const int ng = static_cast<int>(std::min<int64_t>(kTileGroups, pc.end - g));
+      const Prefetch then = g + ng < pc.end ? first_block(g + ng, pc.end)
+                            : p + 1 < np    ? first_block(pieces[p + 1].g, pieces[p + 1].end)
+                                            : after;
       Chunk<L>(out, ldo, x, ldx, n, wd, w.cols, g, ng, pc.m, buf, then);
     }
   }
